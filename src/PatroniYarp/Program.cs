@@ -1,0 +1,47 @@
+using Microsoft.Extensions.Options;
+using PatroniYarp.Admin;
+using PatroniYarp.Configuration;
+using PatroniYarp.Patroni;
+using PatroniYarp.Routing;
+using PatroniYarp.Tcp;
+
+// Patroni cluster state → snapshot store → YARP config (one cluster per port) → TCP forwarding and HTTP checks.
+var cli = CommandLineArguments.Parse(args);
+if (cli.Error is not null)
+{
+    Console.Error.WriteLine(cli.Error);
+    Console.Error.WriteLine(CommandLineArguments.Usage);
+    return 2;
+}
+if (cli.ShowHelp)
+{
+    Console.WriteLine(CommandLineArguments.Usage);
+    return 0;
+}
+
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [.. cli.HostArgs] });
+try
+{
+    builder.AddPatroniYarpConfiguration(cli);
+    builder.Services.AddPatroniDiscovery();
+    builder.Services.AddPatroniRouting();
+    builder.AddTcpProxy();
+
+    var app = builder.Build();
+
+    // Resolving the monitor loads and validates the configuration: an invalid file stops start-up here, by name.
+    _ = app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>().CurrentValue;
+
+    app.MapAdminApi();
+    app.MapReverseProxy();
+    app.Run();
+    return 0;
+}
+catch (ConfigurationException ex)
+{
+    Console.Error.WriteLine($"PatroniYarp: invalid configuration: {ex.Message}");
+    return 1;
+}
+
+/// <summary>Entry point; public so that WebApplicationFactory&lt;Program&gt; can host it in tests.</summary>
+public partial class Program;
