@@ -19,5 +19,8 @@ internal static class ProxyClusterIds
         public const string ApiUrl = "api_url";
         public const string Host = "host";
         public const string Port = "port";
+
+        /// <summary>The Patroni member name, kept when a resolver expands one member into several addresses.</summary>
+        public const string Member = "member";
     }
 }
