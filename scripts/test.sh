@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every test: the unit tests, then the integration tests against a real local Patroni cluster
+# (scripts/patroni-cluster.sh installs and starts it when needed). Ends with a line "N passed, N failed".
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+log_dir=$(mktemp -d /tmp/patroniyarp-test.XXXXXX)
+
+# A cluster that was already running (a demo, say) is left running; one started here is stopped at the end.
+started_cluster=0
+if ! bash scripts/patroni-cluster.sh status >/dev/null 2>&1; then
+  started_cluster=1
+fi
+cleanup() {
+  if [ "$started_cluster" = 1 ]; then
+    bash scripts/patroni-cluster.sh down >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+# Adds the counts of one `dotnet test` run; a run that printed no summary (build error, crashed host) counts as a failure.
+count() {
+  local log=$1 summary
+  summary=$(grep -E '^(Passed|Failed)!' "$log" || true)
+  if [ -z "$summary" ]; then
+    failed=$((failed + 1))
+    return
+  fi
+  passed=$((passed + $(awk -F'Passed: *' '{ split($2, a, ","); n += a[1] } END { print n + 0 }' <<<"$summary")))
+  failed=$((failed + $(awk -F'Failed: *' '{ split($2, a, ","); n += a[1] } END { print n + 0 }' <<<"$summary")))
+}
+
+run_tests() {
+  local project=$1 log="$log_dir/$(basename "$1").log"
+  echo "== dotnet test $project"
+  dotnet test "$project" --no-build 2>&1 | tee "$log"
+  count "$log"
+}
+
+dotnet build PatroniYarp.sln -nologo -v q || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
+run_tests tests/PatroniYarp.Tests
+
+if bash scripts/patroni-cluster.sh up; then
+  run_tests tests/PatroniYarp.IntegrationTests
+else
+  echo "the real Patroni cluster did not come up: integration tests not run"
+  failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,188 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+
+namespace PatroniYarp.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// PatroniYarp as users run it: its own process (the built PatroniYarp.dll beside the tests), a YAML file in a
+/// temporary folder, real signals. Ended by its PID on dispose.
+/// </summary>
+internal sealed class PatroniYarpProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private PatroniYarpProcess(Process process, string directory, string configPath, int adminPort)
+    {
+        _process = process;
+        Directory = directory;
+        ConfigPath = configPath;
+        AdminPort = adminPort;
+        Admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}"), Timeout = TimeSpan.FromSeconds(10) };
+    }
+
+    public string Directory { get; }
+
+    public string ConfigPath { get; }
+
+    public int AdminPort { get; }
+
+    /// <summary>A client for the admin API on listen_address.</summary>
+    public HttpClient Admin { get; }
+
+    public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>Every line the process wrote to stdout or stderr so far.</summary>
+    public IReadOnlyCollection<string> Output => _output;
+
+    /// <summary>
+    /// Starts PatroniYarp on <paramref name="yaml"/>, which must set listen_address to 127.0.0.1:<paramref name="adminPort"/>,
+    /// and waits until its admin API answers.
+    /// </summary>
+    public static async Task<PatroniYarpProcess> StartAsync(string yaml, int adminPort, params string[] extraArgs)
+    {
+        var process = Launch(yaml, extraArgs, out var directory, out var configPath);
+        var started = new PatroniYarpProcess(process, directory, configPath, adminPort);
+        started.Capture();
+        try
+        {
+            await Eventually.UntilAsync(async () =>
+            {
+                if (process.HasExited)
+                {
+                    throw new InvalidOperationException($"PatroniYarp exited with {process.ExitCode}:\n{started.OutputText}");
+                }
+                using var response = await started.Admin.GetAsync("/");
+                return response.IsSuccessStatusCode;
+            }, TimeSpan.FromSeconds(30), "PatroniYarp's admin API to answer");
+        }
+        catch (TimeoutException ex)
+        {
+            await started.DisposeAsync();
+            throw new TimeoutException($"{ex.Message}\n{started.OutputText}", ex);
+        }
+        return started;
+    }
+
+    /// <summary>Runs PatroniYarp to its end (for start-up errors and --check-config) and returns its exit code and output.</summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(string? yaml, params string[] args)
+    {
+        var process = Launch(yaml, args, out _, out _);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    /// <summary>Replaces the configuration file (PatroniYarp reloads it on change).</summary>
+    public Task WriteConfigAsync(string yaml) => File.WriteAllTextAsync(ConfigPath, yaml);
+
+    public void Signal(PosixSignalNumber signal)
+    {
+        if (Kill(_process.Id, (int)signal) != 0)
+        {
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    public string OutputText => string.Join('\n', _output);
+
+    public Task WaitForOutputAsync(Func<string, bool> match, string what, TimeSpan? timeout = null) =>
+        Eventually.UntilAsync(() => Task.FromResult(_output.Any(match)), timeout ?? TimeSpan.FromSeconds(20), what);
+
+    public async Task<JsonElement> GetJsonAsync(string path)
+    {
+        using var response = await Admin.GetAsync(path);
+        response.EnsureSuccessStatusCode();
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    public async Task<bool> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Admin.Dispose();
+        if (!_process.HasExited)
+        {
+            Kill(_process.Id, (int)PosixSignalNumber.SIGTERM);
+            if (!await WaitForExitAsync(TimeSpan.FromSeconds(15)))
+            {
+                _process.Kill();
+                await WaitForExitAsync(TimeSpan.FromSeconds(5));
+            }
+        }
+        _process.Dispose();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static Process Launch(string? yaml, string[] args, out string directory, out string configPath)
+    {
+        directory = System.IO.Directory.CreateTempSubdirectory("patroniyarp-it-").FullName;
+        configPath = Path.Combine(directory, "patroni.yaml");
+        var startInfo = new ProcessStartInfo("dotnet")
+        {
+            // The content root is the build output, where appsettings.json is, as in the published container.
+            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        startInfo.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "PatroniYarp.dll"));
+        if (yaml is not null)
+        {
+            File.WriteAllText(configPath, yaml);
+            startInfo.ArgumentList.Add(configPath);
+        }
+        foreach (var arg in args)
+        {
+            startInfo.ArgumentList.Add(arg);
+        }
+        startInfo.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        startInfo.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        return Process.Start(startInfo) ?? throw new InvalidOperationException("could not start PatroniYarp");
+    }
+
+    private void Capture()
+    {
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+}
+
+internal enum PosixSignalNumber
+{
+    SIGHUP = 1,
+    SIGKILL = 9,
+    SIGTERM = 15,
+}
