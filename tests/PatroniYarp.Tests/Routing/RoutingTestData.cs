@@ -59,10 +59,13 @@ internal static class RoutingTestData
     }
 
     /// <summary>Polls until the condition holds; fails after a generous timeout (no fixed sleeps).</summary>
-    public static async Task WaitUntilAsync(Func<bool> condition, string what)
+    public static Task WaitUntilAsync(Func<bool> condition, string what) =>
+        WaitUntilAsync(() => Task.FromResult(condition()), what);
+
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        while (!condition())
+        while (!await condition())
         {
             try
             {
