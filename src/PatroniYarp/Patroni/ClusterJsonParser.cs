@@ -52,7 +52,9 @@ internal static class ClusterJsonParser
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = larger;
                 }
-                var read = await body.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
+                // The pool may hand out a larger array than asked for: never read past the limit + 1.
+                var room = Math.Min(buffer.Length, maxBytes + 1) - length;
+                var read = await body.ReadAsync(buffer.AsMemory(length, room), cancellationToken).ConfigureAwait(false);
                 if (read == 0)
                 {
                     break;
