@@ -276,7 +276,8 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
             while (!cancellationToken.IsCancellationRequested)
             {
                 // Taken before the poll, so a request or reload that arrives while it runs causes one more poll.
-                var wake = Interlocked.Exchange(ref _wake, NewWake());
+                var wake = NewWake();
+                Volatile.Write(ref _wake, wake);
                 var requested = Interlocked.Exchange(ref _pollRequested, 0) == 1;
                 try
                 {
