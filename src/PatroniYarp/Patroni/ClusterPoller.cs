@@ -240,9 +240,13 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
 
             if (!result.IsSuccess)
             {
+                var before = owner._store.Clusters.GetValueOrDefault(Name);
                 owner._store.ReportFailure(Name, sequence, result.Error, now);
-                var lastGood = owner._store.Clusters.GetValueOrDefault(Name)?.LastGoodPoll;
-                Log.ClusterStale(owner._logger, Name, lastGood?.ToString("O") ?? "never", result.Error);
+                if (before is { LastError: null })
+                {
+                    // Once per outage (each host failure is logged on its own): fast polls must not flood the log.
+                    Log.ClusterStale(owner._logger, Name, before.LastGoodPoll?.ToString("O") ?? "never", result.Error);
+                }
                 UpdateMode(requested, leaderChanged: false, stable: false, now);
                 return result.Error;
             }
