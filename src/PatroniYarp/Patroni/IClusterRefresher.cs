@@ -5,6 +5,13 @@ internal interface IClusterRefresher
 {
     /// <summary>Polls every configured cluster once, in parallel, and says which succeeded and which failed why.</summary>
     Task<ClusterRefreshResult> RefreshAllAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Asks for a poll of one cluster as soon as possible (e.g. a connect to its leader was refused) and polls it fast
+    /// until it is stable again. Returns at once; calls made while a poll runs fold into one more poll. Unknown
+    /// clusters are ignored.
+    /// </summary>
+    void RequestPoll(string cluster);
 }
 
 /// <param name="Updated">Clusters whose poll succeeded.</param>
