@@ -172,5 +172,9 @@ public sealed class AdminApiTests : IClassFixture<AdminApiTests.Factory>
         public ClusterRefreshResult Result { get; set; } = new([], new Dictionary<string, string>());
 
         public Task<ClusterRefreshResult> RefreshAllAsync(CancellationToken cancellationToken) => Task.FromResult(Result);
+
+        public void RequestPoll(string cluster)
+        {
+        }
     }
 }
