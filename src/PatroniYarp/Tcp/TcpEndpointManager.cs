@@ -39,18 +39,6 @@ internal sealed partial class TcpEndpointManager : IDisposable
         _subscription = options.OnChange(Apply);
     }
 
-    /// <summary>The TCP endpoints currently configured, by Kestrel endpoint name.</summary>
-    public IReadOnlyCollection<TcpPortEndpoint> Endpoints
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return [.. _endpoints.Values];
-            }
-        }
-    }
-
     /// <summary>
     /// Makes Kestrel read its endpoints from this manager (this replaces the default "Kestrel" section loader).
     /// Called once, when Kestrel's options are built.
