@@ -22,12 +22,18 @@ internal sealed record ProxyOptions
     [ConfigurationKeyName("api_timeout")]
     public double ApiTimeout { get; init; } = 2;
 
+    /// <summary>Seconds open sessions may run on after SIGTERM before they are closed (PatroniYarp addition).</summary>
+    [ConfigurationKeyName("drain_timeout")]
+    public double DrainTimeout { get; init; } = 30;
+
     [ConfigurationKeyName("clusters")]
     public IReadOnlyDictionary<string, ClusterOptions> Clusters { get; init; } = new Dictionary<string, ClusterOptions>();
 
     public TimeSpan ClusterUpdatePeriod => TimeSpan.FromSeconds(ClusterUpdateInterval);
 
     public TimeSpan ApiTimeoutPeriod => TimeSpan.FromSeconds(ApiTimeout);
+
+    public TimeSpan DrainPeriod => TimeSpan.FromSeconds(DrainTimeout);
 
     public string EffectiveListenAddress => string.IsNullOrWhiteSpace(ListenAddress) ? DefaultListenAddress : ListenAddress;
 }

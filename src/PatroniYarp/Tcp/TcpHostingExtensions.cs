@@ -1,7 +1,39 @@
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using PatroniYarp.Configuration;
+using Yarp.ReverseProxy.Configuration;
+
 namespace PatroniYarp.Tcp;
 
-// STUB (helper E replaces): Kestrel endpoints from the configuration (admin listener and TCP ports), TCP forwarding.
 internal static class TcpHostingExtensions
 {
-    public static WebApplicationBuilder AddTcpProxy(this WebApplicationBuilder builder) => builder;
+    /// <summary>Room after the drain period for the closed sessions to end before the host gives up on Kestrel.</summary>
+    private static readonly TimeSpan ShutdownMargin = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The TCP proxy: Kestrel endpoints from the configuration (admin API and one raw TCP endpoint per port, following
+    /// reloads), the connection handler, balancer, session registry, the YARP change listener that closes sessions to
+    /// members no longer eligible, and the SIGTERM drain. Expects YARP (AddReverseProxy) and ProxyOptions registered.
+    /// </summary>
+    public static WebApplicationBuilder AddTcpProxy(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<TcpProxyOptions>();
+        services.TryAddSingleton<SessionRegistry>();
+        services.TryAddSingleton<TcpLoadBalancer>();
+        services.TryAddSingleton<TcpConnectionHandler>();
+        services.TryAddSingleton<TcpEndpointManager>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigChangeListener, TcpSessionReaper>());
+        services.AddHostedService<TcpDrainService>();
+
+        // Runs after the web host's own Kestrel setup, so this loader replaces the default "Kestrel" section loader.
+        services.AddOptions<KestrelServerOptions>()
+            .Configure<TcpEndpointManager>(static (kestrel, manager) => manager.AttachTo(kestrel));
+        services.AddOptions<HostOptions>()
+            .Configure<IOptionsMonitor<ProxyOptions>>(static (host, proxy) =>
+                host.ShutdownTimeout = proxy.CurrentValue.DrainPeriod + ShutdownMargin);
+        return builder;
+    }
 }

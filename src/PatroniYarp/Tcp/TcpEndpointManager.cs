@@ -1,0 +1,145 @@
+using Microsoft.AspNetCore.Server.Kestrel;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
+using PatroniYarp.Configuration;
+
+namespace PatroniYarp.Tcp;
+
+/// <summary>
+/// Keeps Kestrel's endpoints equal to the configuration: the admin API's HTTP endpoint and one raw TCP endpoint per
+/// configured port. Kestrel has no API to add endpoints at run time, but its configuration loader (with
+/// reloadOnChange) adds, removes and rebinds endpoints when its configuration changes; this class owns that
+/// configuration and registers, by endpoint name, the callback that ends each TCP endpoint's pipeline in the
+/// connection handler before it raises the reload.
+/// </summary>
+internal sealed partial class TcpEndpointManager : IDisposable
+{
+    public const string AdminEndpointName = "admin";
+
+    private readonly Lock _lock = new();
+    private readonly KestrelEndpointConfigurationProvider _provider = new();
+    private readonly IConfigurationRoot _configuration;
+    private readonly SessionRegistry _registry;
+    private readonly TcpConnectionHandler _handler;
+    private readonly ILogger<TcpEndpointManager> _logger;
+    private readonly IDisposable? _subscription;
+    private Dictionary<string, TcpPortEndpoint> _endpoints = new(StringComparer.OrdinalIgnoreCase);
+    private KestrelConfigurationLoader? _loader;
+
+    public TcpEndpointManager(IOptionsMonitor<ProxyOptions> options, SessionRegistry registry, TcpConnectionHandler handler,
+        ILogger<TcpEndpointManager> logger)
+    {
+        _registry = registry;
+        _handler = handler;
+        _logger = logger;
+        _configuration = new ConfigurationRoot([_provider]);
+        Apply(options.CurrentValue);
+        // The options monitor only reports valid configurations; an invalid reload keeps the endpoints as they are.
+        _subscription = options.OnChange(Apply);
+    }
+
+    /// <summary>
+    /// Makes Kestrel read its endpoints from this manager (this replaces the default "Kestrel" section loader).
+    /// Called once, when Kestrel's options are built.
+    /// </summary>
+    public void AttachTo(KestrelServerOptions kestrel)
+    {
+        lock (_lock)
+        {
+            _loader = kestrel.Configure(_configuration, reloadOnChange: true);
+            foreach (var endpoint in _endpoints.Values)
+            {
+                RegisterPipeline(_loader, endpoint);
+            }
+        }
+    }
+
+    private void Apply(ProxyOptions options)
+    {
+        lock (_lock)
+        {
+            var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+            if (ListenAddress.TryToKestrelUrl(options.EffectiveListenAddress, out var adminUrl, out var adminError))
+            {
+                data[UrlKey(AdminEndpointName)] = adminUrl;
+            }
+            else
+            {
+                Log.BadListenAddress(_logger, "listen_address", adminError);
+            }
+
+            var next = new Dictionary<string, TcpPortEndpoint>(StringComparer.OrdinalIgnoreCase);
+            foreach (var (clusterName, cluster) in options.Clusters)
+            {
+                foreach (var (portName, port) in cluster.Ports)
+                {
+                    var name = TcpPortEndpoint.EndpointNameFor(clusterName, portName);
+                    if (!ListenAddress.TryToKestrelUrl(port.Listen, out var url, out var error))
+                    {
+                        Log.BadListenAddress(_logger, $"clusters.{clusterName}.ports.{portName}.listen", error);
+                        continue;
+                    }
+
+                    if (_endpoints.TryGetValue(name, out var current) && current.Url == url)
+                    {
+                        // Unchanged listener: Kestrel keeps it bound and its sessions keep flowing.
+                        next[name] = current;
+                    }
+                    else
+                    {
+                        var endpoint = new TcpPortEndpoint(clusterName, portName, url);
+                        next[name] = endpoint;
+                        if (_loader is not null)
+                        {
+                            RegisterPipeline(_loader, endpoint);
+                        }
+                        Log.PortListening(_logger, endpoint.ClusterId, url);
+                    }
+                    data[UrlKey(name)] = url;
+                }
+            }
+
+            foreach (var (name, old) in _endpoints)
+            {
+                if (next.TryGetValue(name, out var kept) && ReferenceEquals(kept, old))
+                {
+                    continue;
+                }
+
+                // Kestrel would ask these connections to close and abort them after 5 s; close them now, and refuse any
+                // connection the old listener still accepts before Kestrel stops it.
+                old.Retire();
+                var reason = next.ContainsKey(name) ? "port rebound to a new listen address" : SessionRegistry.ReasonPortRemoved;
+                var closed = _registry.CloseEndpointSessions(old, reason);
+                Log.PortStopped(_logger, old.ClusterId, old.Url, reason, closed);
+            }
+
+            _endpoints = next;
+            _provider.Replace(data);
+        }
+    }
+
+    private void RegisterPipeline(KestrelConfigurationLoader loader, TcpPortEndpoint endpoint)
+    {
+        // Terminal middleware: Kestrel appends its HTTP handling after it, which therefore never runs on this endpoint.
+        loader.Endpoint(endpoint.EndpointName, configuration =>
+            configuration.ListenOptions.Use(_ => connection => _handler.HandleAsync(connection, endpoint)));
+    }
+
+    private static string UrlKey(string endpointName) => $"Endpoints:{endpointName}:Url";
+
+    public void Dispose() => _subscription?.Dispose();
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Error, "Configuration: {Key}: {Error}; no listener for it.")]
+        public static partial void BadListenAddress(ILogger logger, string key, string error);
+
+        [LoggerMessage(2, LogLevel.Information, "Port {Port}: listening on {Url}.")]
+        public static partial void PortListening(ILogger logger, string port, string url);
+
+        [LoggerMessage(3, LogLevel.Information, "Port {Port}: listener {Url} stopped ({Reason}); {Closed} session(s) closed.")]
+        public static partial void PortStopped(ILogger logger, string port, string url, string reason, int closed);
+    }
+}

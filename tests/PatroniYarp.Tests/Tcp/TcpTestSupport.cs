@@ -1,0 +1,210 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Options;
+using PatroniYarp.Tcp;
+using Yarp.ReverseProxy;
+using Yarp.ReverseProxy.Model;
+
+namespace PatroniYarp.Tests.Tcp;
+
+internal static class TcpTestSupport
+{
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>A loopback port that was free a moment ago (bound to port 0, then released).</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public static async Task PollUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Timed out waiting until {what}.");
+            }
+            await Task.Delay(20);
+        }
+    }
+
+    public static Task PollUntilAsync(Func<bool> condition, string what) => PollUntilAsync(() => Task.FromResult(condition()), what);
+
+    /// <summary>A connected pair of loopback sockets: (proxy side, backend side).</summary>
+    public static async Task<(Socket Proxy, Socket Backend)> SocketPairAsync()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var proxy = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var accept = listener.AcceptSocketAsync();
+        await proxy.ConnectAsync(listener.LocalEndpoint);
+        return (proxy, await accept);
+    }
+
+    /// <summary>Reads until the peer closes (0 bytes or a reset); false when it stays open for the whole timeout.</summary>
+    public static async Task<bool> WaitClosedAsync(Stream stream)
+    {
+        using var cts = new CancellationTokenSource(Timeout);
+        var buffer = new byte[256];
+        try
+        {
+            while (await stream.ReadAsync(buffer, cts.Token) > 0)
+            {
+            }
+            return true;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    public static TcpSession NewSession(SessionRegistry registry, TcpPortEndpoint endpoint, string destinationId)
+    {
+        registry.GetCounter(endpoint.ClusterId, destinationId).Increment();
+        return registry.Register(endpoint, destinationId, destinationId, null, null);
+    }
+}
+
+internal sealed class TestOptionsMonitor<T>(T value) : IOptionsMonitor<T>
+{
+    private event Action<T, string?>? Changed;
+
+    public T CurrentValue { get; private set; } = value;
+
+    public T Get(string? name) => CurrentValue;
+
+    public IDisposable OnChange(Action<T, string?> listener)
+    {
+        Changed += listener;
+        return new Unsubscriber(() => Changed -= listener);
+    }
+
+    public void Set(T value)
+    {
+        CurrentValue = value;
+        Changed?.Invoke(value, Options.DefaultName);
+    }
+
+    private sealed class Unsubscriber(Action dispose) : IDisposable
+    {
+        public void Dispose() => dispose();
+    }
+}
+
+/// <summary>YARP state for unit tests: clusters built by hand.</summary>
+internal sealed class FakeProxyStateLookup : IProxyStateLookup
+{
+    public Dictionary<string, ClusterState> Clusters { get; } = [];
+
+    public ClusterState AddCluster(string id, params string[] destinationIds)
+    {
+        var cluster = new ClusterState(id);
+        foreach (var destinationId in destinationIds)
+        {
+            cluster.Destinations[destinationId] = new DestinationState(destinationId);
+        }
+        Clusters[id] = cluster;
+        return cluster;
+    }
+
+    public bool TryGetCluster(string id, [NotNullWhen(true)] out ClusterState? cluster) => Clusters.TryGetValue(id, out cluster);
+
+    public bool TryGetRoute(string id, [NotNullWhen(true)] out RouteModel? route)
+    {
+        route = null;
+        return false;
+    }
+
+    public IEnumerable<RouteModel> GetRoutes() => [];
+
+    public IEnumerable<ClusterState> GetClusters() => Clusters.Values;
+}
+
+/// <summary>A loopback TCP server that echoes what it receives, one task per connection.</summary>
+internal sealed class LoopbackEcho : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Socket> _accepted = [];
+    private readonly Task _acceptLoop;
+
+    public LoopbackEcho()
+    {
+        _listener.Start();
+        _acceptLoop = AcceptLoopAsync();
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    public int Accepted
+    {
+        get
+        {
+            lock (_accepted)
+            {
+                return _accepted.Count;
+            }
+        }
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                var socket = await _listener.AcceptSocketAsync(_stop.Token);
+                lock (_accepted)
+                {
+                    _accepted.Add(socket);
+                }
+                _ = EchoAsync(socket);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private async Task EchoAsync(Socket socket)
+    {
+        var buffer = new byte[4096];
+        try
+        {
+            int read;
+            while ((read = await socket.ReceiveAsync(buffer, SocketFlags.None, _stop.Token)) > 0)
+            {
+                await socket.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, _stop.Token);
+            }
+            socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        await _acceptLoop;
+        lock (_accepted)
+        {
+            foreach (var socket in _accepted)
+            {
+                socket.Dispose();
+            }
+        }
+        _stop.Dispose();
+    }
+}
