@@ -2,13 +2,14 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
 using PatroniYarp.Patroni;
+using PatroniYarp.Tcp;
 using Yarp.ReverseProxy;
 
 namespace PatroniYarp.Admin;
 
 /// <summary>
 /// patroni_proxy's admin API: GET / (liveness), GET /update_clusters (poll now), plus GET /clusters (what the proxy
-/// knows and routes to). Other paths are 404 and other methods on these paths 405, by ASP.NET Core routing.
+/// knows and routes to) and GET /connections (open TCP sessions). Other paths are 404 and other methods on these paths 405, by ASP.NET Core routing.
 /// </summary>
 internal static class AdminEndpointRouteBuilderExtensions
 {
@@ -17,6 +18,7 @@ internal static class AdminEndpointRouteBuilderExtensions
         endpoints.MapGet("/", () => Results.Text("OK"));
         endpoints.MapGet("/update_clusters", UpdateClustersAsync);
         endpoints.MapGet("/clusters", GetClusters);
+        endpoints.MapGet("/connections", GetConnections);
         return endpoints;
     }
 
@@ -39,9 +41,21 @@ internal static class AdminEndpointRouteBuilderExtensions
     private static IResult GetClusters(
         [FromServices] IOptionsMonitor<ProxyOptions> options,
         [FromServices] ClusterStateStore store,
-        [FromServices] IProxyStateLookup proxyState)
+        [FromServices] IProxyStateLookup proxyState,
+        [FromServices] SessionRegistry sessions)
     {
-        var report = ClustersReportBuilder.Build(options.CurrentValue, store.Clusters, proxyState);
+        var report = ClustersReportBuilder.Build(options.CurrentValue, store.Clusters, proxyState, sessions);
         return Results.Json(report, AdminJsonContext.Default.ClustersReport);
+    }
+
+    private static IResult GetConnections([FromServices] SessionRegistry sessions, [FromServices] TimeProvider time)
+    {
+        var now = time.GetUtcNow();
+        var connections = sessions.Snapshot()
+            .OrderBy(s => s.StartedAt)
+            .Select(s => new ConnectionReport(
+                s.Id, s.Port, s.Member, s.Client, s.Backend, s.StartedAt, (now - s.StartedAt).TotalSeconds, s.BytesIn, s.BytesOut))
+            .ToList();
+        return Results.Json(new ConnectionsReport(connections.Count, connections), AdminJsonContext.Default.ConnectionsReport);
     }
 }

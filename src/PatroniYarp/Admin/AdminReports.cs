@@ -46,9 +46,27 @@ internal sealed record PortReport(
 
 /// <param name="Health">Passive health as the TCP side reports it: unknown, healthy or unhealthy.</param>
 /// <param name="Available">Whether new sessions may go there (not passive-unhealthy).</param>
-internal sealed record DestinationReport(string Id, string Member, string Address, string Health, bool Available);
+/// <param name="OpenSessions">TCP sessions this process holds open to the destination through this port.</param>
+internal sealed record DestinationReport(string Id, string Member, string Address, string Health, bool Available, int OpenSessions);
+
+/// <summary>GET /connections: every open TCP session, oldest first.</summary>
+internal sealed record ConnectionsReport(int Count, IReadOnlyList<ConnectionReport> Connections);
+
+/// <param name="Port">The YARP cluster id of the port ("cluster/port").</param>
+/// <param name="AgeSeconds">Seconds since the client connected.</param>
+internal sealed record ConnectionReport(
+    long Id,
+    string Port,
+    string Member,
+    string? Client,
+    string? Backend,
+    DateTimeOffset StartedAt,
+    double AgeSeconds,
+    long BytesIn,
+    long BytesOut);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
 [JsonSerializable(typeof(UpdateClustersReport))]
 [JsonSerializable(typeof(ClustersReport))]
+[JsonSerializable(typeof(ConnectionsReport))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;

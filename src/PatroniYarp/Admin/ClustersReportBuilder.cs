@@ -1,6 +1,7 @@
 using PatroniYarp.Configuration;
 using PatroniYarp.Patroni;
 using PatroniYarp.Routing;
+using PatroniYarp.Tcp;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
 using ClusterState = PatroniYarp.Patroni.ClusterState;
@@ -16,7 +17,8 @@ internal static class ClustersReportBuilder
     public static ClustersReport Build(
         ProxyOptions options,
         IReadOnlyDictionary<string, ClusterState> states,
-        IProxyStateLookup proxyState)
+        IProxyStateLookup proxyState,
+        SessionRegistry sessions)
     {
         var clusters = new SortedDictionary<string, ClusterReport>(StringComparer.Ordinal);
         foreach (var (name, cluster) in options.Clusters)
@@ -32,7 +34,7 @@ internal static class ClustersReportBuilder
                     port.HostPort,
                     port.MaxLagInBytes,
                     yarpCluster,
-                    ReadDestinations(proxyState, yarpCluster));
+                    ReadDestinations(proxyState, sessions, yarpCluster));
             }
             clusters[name] = new ClusterReport(
                 state.IsStale,
@@ -57,7 +59,7 @@ internal static class ClustersReportBuilder
         member.Timeline,
         member.Tags);
 
-    private static List<DestinationReport> ReadDestinations(IProxyStateLookup proxyState, string yarpCluster)
+    private static List<DestinationReport> ReadDestinations(IProxyStateLookup proxyState, SessionRegistry sessions, string yarpCluster)
     {
         // Not there until YARP has loaded the configuration that introduced the port.
         if (!proxyState.TryGetCluster(yarpCluster, out var cluster))
@@ -67,12 +69,14 @@ internal static class ClustersReportBuilder
         var available = cluster.DestinationsState.AvailableDestinations.ToHashSet();
         return cluster.Destinations.Values
             .OrderBy(d => d.DestinationId, StringComparer.Ordinal)
-            .Select(destination => ToReport(destination, available.Contains(destination)))
+            .Select(destination => ToReport(
+                destination,
+                available.Contains(destination),
+                sessions.GetOpenSessions(yarpCluster, destination.DestinationId)))
             .ToList();
     }
 
-    // Open sessions per destination join here once the TCP side's session registry exists.
-    private static DestinationReport ToReport(DestinationState destination, bool available)
+    private static DestinationReport ToReport(DestinationState destination, bool available, int openSessions)
     {
         var config = destination.Model.Config;
         var member = config.Metadata?.GetValueOrDefault(ProxyClusterIds.Metadata.Member) ?? destination.DestinationId;
@@ -81,6 +85,7 @@ internal static class ClustersReportBuilder
             member,
             config.Address,
             destination.Health.Passive.ToString().ToLowerInvariant(),
-            available);
+            available,
+            openSessions);
     }
 }

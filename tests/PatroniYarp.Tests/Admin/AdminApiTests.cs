@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -61,6 +62,19 @@ public sealed class AdminApiTests : IClassFixture<AdminApiTests.Factory>
     }
 
     [Fact]
+    public async Task GetConnections_NoSessions_ReturnsEmptyList()
+    {
+        using var client = _factory.CreateClient();
+
+        using var response = await client.GetAsync("/connections");
+        var json = await response.Content.ReadFromJsonAsync<JsonElement>();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(0, json.GetProperty("count").GetInt32());
+        Assert.Equal(0, json.GetProperty("connections").GetArrayLength());
+    }
+
+    [Fact]
     public async Task GetClusters_WithSnapshot_ReportsMembersPortsAndYarpDestinations()
     {
         var store = _factory.Services.GetRequiredService<ClusterStateStore>();
@@ -104,6 +118,7 @@ public sealed class AdminApiTests : IClassFixture<AdminApiTests.Factory>
         Assert.Equal("tcp://127.0.0.1:5431", destination.GetProperty("address").GetString());
         Assert.Equal("unknown", destination.GetProperty("health").GetString());
         Assert.True(destination.GetProperty("available").GetBoolean());
+        Assert.Equal(0, destination.GetProperty("open_sessions").GetInt32());
 
         var replicas = cluster.GetProperty("ports").GetProperty("replicas");
         Assert.Equal(["pg0", "pg2"], replicas.GetProperty("destinations").EnumerateArray().Select(d => d.GetProperty("id").GetString()));
