@@ -1,0 +1,27 @@
+namespace PatroniYarp.IntegrationTests.Infrastructure;
+
+/// <summary>Reads what a running PatroniYarp routes to, from its admin API's /clusters.</summary>
+internal static class ProxyState
+{
+    /// <summary>Member names a port of cluster "demo" routes new sessions to now.</summary>
+    public static async Task<IReadOnlyList<string>> DestinationsAsync(PatroniYarpProcess proxy, string port)
+    {
+        var json = await proxy.GetJsonAsync("/clusters");
+        return json.GetProperty("clusters").GetProperty("demo").GetProperty("ports").GetProperty(port)
+            .GetProperty("destinations").EnumerateArray()
+            .Where(d => d.GetProperty("available").GetBoolean())
+            .Select(d => d.GetProperty("member").GetString()!)
+            .Order(StringComparer.Ordinal)
+            .ToList();
+    }
+
+    /// <summary>Waits until <paramref name="port"/> routes to exactly <paramref name="members"/>.</summary>
+    public static Task WaitForDestinationsAsync(PatroniYarpProcess proxy, string port, IEnumerable<string> members, TimeSpan? timeout = null)
+    {
+        var expected = members.Order(StringComparer.Ordinal).ToList();
+        return Eventually.UntilAsync(
+            async () => (await DestinationsAsync(proxy, port)).SequenceEqual(expected),
+            timeout ?? TimeSpan.FromSeconds(30),
+            $"port {port} to route to [{string.Join(", ", expected)}]");
+    }
+}
