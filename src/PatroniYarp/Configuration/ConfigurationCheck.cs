@@ -8,7 +8,7 @@ internal static class ConfigurationCheck
     /// <summary>Prints the options as JSON (also valid YAML) to <paramref name="output"/>; 0 when valid, 1 when not.</summary>
     public static int Run(IConfigurationRoot configuration, TextWriter output, TextWriter error)
     {
-        var loaded = ProxyOptionsMonitor.Load(configuration);
+        var loaded = ProxyOptionsLoader.Load(configuration);
         foreach (var warning in loaded.Warnings)
         {
             error.WriteLine($"warning: {warning}");

@@ -1,14 +1,10 @@
 using System.Collections.Immutable;
 using System.Text;
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 
 namespace PatroniYarp.Configuration;
-
-/// <summary>The outcome of binding and validating the configuration: options when valid, else the errors.</summary>
-internal sealed record ProxyOptionsLoadResult(ProxyOptions? Options, IReadOnlyList<string> Errors, IReadOnlyList<string> Warnings);
 
 /// <summary>
 /// The one <see cref="IOptionsMonitor{ProxyOptions}"/>: it only ever hands out a validated configuration. The first
@@ -35,7 +31,7 @@ internal sealed partial class ProxyOptionsMonitor : IOptionsMonitor<ProxyOptions
             ?? throw new ArgumentException("The configuration must be the root, to name the file each key comes from.", nameof(configuration));
         _logger = logger;
 
-        var loaded = Load(_configuration);
+        var loaded = ProxyOptionsLoader.Load(_configuration);
         LogWarnings(loaded.Warnings);
         if (loaded.Options is null)
         {
@@ -55,30 +51,6 @@ internal sealed partial class ProxyOptionsMonitor : IOptionsMonitor<ProxyOptions
     {
         ImmutableInterlocked.Update(ref _listeners, (list, item) => list.Add(item), listener);
         return new Registration(this, listener);
-    }
-
-    /// <summary>Binds and validates the configuration as it is now; nothing is applied.</summary>
-    public static ProxyOptionsLoadResult Load(IConfigurationRoot configuration)
-    {
-        var parseErrors = configuration.Providers.OfType<YamlConfigurationProvider>()
-            .Select(provider => provider.LoadError?.Message).OfType<string>().ToList();
-        if (parseErrors.Count > 0)
-        {
-            return new ProxyOptionsLoadResult(null, parseErrors, []);
-        }
-
-        ProxyOptions options;
-        try
-        {
-            options = configuration.Get<ProxyOptions>() ?? new ProxyOptions();
-        }
-        catch (InvalidOperationException ex)
-        {
-            return new ProxyOptionsLoadResult(null, [DescribeBindingError(configuration, ex)], []);
-        }
-
-        var validation = ProxyOptionsValidator.Validate(options, configuration);
-        return new ProxyOptionsLoadResult(validation.Errors.Count == 0 ? options : null, validation.Errors, validation.Warnings);
     }
 
     /// <summary>Re-reads every configuration source at once (SIGHUP) and reports the outcome, even when unchanged.</summary>
@@ -122,7 +94,7 @@ internal sealed partial class ProxyOptionsMonitor : IOptionsMonitor<ProxyOptions
             }
             _lastInput = input;
 
-            var loaded = Load(_configuration);
+            var loaded = ProxyOptionsLoader.Load(_configuration);
             LogWarnings(loaded.Warnings);
             if (loaded.Options is null)
             {
@@ -176,22 +148,6 @@ internal sealed partial class ProxyOptionsMonitor : IOptionsMonitor<ProxyOptions
         }
         return text.ToString();
     }
-
-    /// <summary>The binder names the key ("… at 'clusters:main:ports:master:host_port' …"); say which file set it.</summary>
-    private static string DescribeBindingError(IConfigurationRoot configuration, InvalidOperationException ex)
-    {
-        var match = BinderKey().Match(ex.Message);
-        if (!match.Success)
-        {
-            return $"{ConfigurationKeySources.SourceOf(configuration, "clusters")}: {ex.Message}";
-        }
-        var key = match.Groups[1].Value;
-        var reason = ex.InnerException?.Message ?? ex.Message;
-        return $"{ConfigurationKeySources.Describe(configuration, key)}: invalid value '{configuration[key]}' ({reason})";
-    }
-
-    [GeneratedRegex(" at '([^']*)'")]
-    private static partial Regex BinderKey();
 
     private sealed record Applied(ProxyOptions Options, string Json);
 

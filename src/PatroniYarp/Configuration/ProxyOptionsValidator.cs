@@ -77,7 +77,7 @@ internal static class ProxyOptionsValidator
         var hostsKey = ConfigurationPath.Combine(key, "hosts");
         if (cluster.Hosts.Count == 0)
         {
-            context.Error(hostsKey, "no hosts; list the Patroni REST API URLs, e.g. hosts: [\"http://10.0.0.1:8008\"]");
+            context.Error(hostsKey, context.NotAList(hostsKey, "hosts") ?? "no hosts; list the Patroni REST API URLs, e.g. hosts: [\"http://10.0.0.1:8008\"]");
         }
         var seenHosts = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         for (var i = 0; i < cluster.Hosts.Count; i++)
@@ -154,7 +154,7 @@ internal static class ProxyOptionsValidator
         var rolesKey = ConfigurationPath.Combine(key, "roles");
         if (port.Roles.Count == 0)
         {
-            context.Error(rolesKey, $"no roles (expected one or more of {ExpectedRoles})");
+            context.Error(rolesKey, context.NotAList(rolesKey, "roles") ?? $"no roles (expected one or more of {ExpectedRoles})");
         }
         for (var i = 0; i < port.Roles.Count; i++)
         {
@@ -222,6 +222,10 @@ internal static class ProxyOptionsValidator
         public List<string> Warnings { get; } = [];
 
         public void Error(string key, string message) => Errors.Add($"{ConfigurationKeySources.Describe(configuration, key)}: {message}");
+
+        /// <summary>A list written as one text (<c>roles: leader</c>) binds to an empty list; say so.</summary>
+        public string? NotAList(string key, string name) =>
+            configuration[key] is { Length: > 0 } text ? $"'{text}' is not a list; write {name}: [\"{text}\"]" : null;
 
         public void Seconds(string key, double seconds)
         {

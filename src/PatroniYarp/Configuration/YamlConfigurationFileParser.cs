@@ -46,7 +46,7 @@ internal static class YamlConfigurationFileParser
     }
 
     private static bool IsNull(YamlScalarNode scalar) =>
-        scalar.Tag.Value == NullTag
+        scalar.Tag is { IsEmpty: false, IsNonSpecific: false } tag && tag.Value == NullTag
         || scalar.Style == ScalarStyle.Plain && scalar.Tag.IsEmpty && scalar.Value is null or "" or "~" or "null" or "Null" or "NULL";
 
     private static FormatException Error(string fileName, Mark mark, string message, Exception? inner) =>

@@ -28,5 +28,11 @@ internal sealed class YamlConfigurationProvider(YamlConfigurationSource source) 
             _loadError = ex;
             throw;
         }
+        catch (Exception ex)
+        {
+            // A YamlDotNet surprise: it must still reach the options monitor rather than be ignored with the rest.
+            _loadError = new FormatException($"{Source.Path}: {ex.Message}", ex);
+            throw _loadError;
+        }
     }
 }
