@@ -11,15 +11,6 @@ namespace PatroniYarp.Tests.Configuration;
 
 public sealed class ConfigurationHostingExtensionsTests : IDisposable
 {
-    private const string Valid = """
-        cluster_update_interval: 2
-        clusters:
-          main:
-            hosts: ["http://127.0.0.1:8008"]
-            ports:
-              master: {listen: "127.0.0.1:6432", roles: [leader]}
-        """;
-
     private readonly TempConfigDirectory _dir = new();
 
     public void Dispose() => _dir.Dispose();
@@ -29,13 +20,13 @@ public sealed class ConfigurationHostingExtensionsTests : IDisposable
     {
         _dir.Write("appsettings.json", """{"cluster_update_interval": 1, "api_timeout": 1, "listen_address": "127.0.0.1:9001", "clusters": {"main": {"hosts": ["http://10.0.0.9:8008"]}}}""");
         _dir.Write("appsettings.Production.json", """{"listen_address": "127.0.0.1:9002"}""");
-        _dir.Write("patroni.yaml", Valid.Replace("cluster_update_interval: 2", "cluster_update_interval: 2\napi_timeout: 2"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("cluster_update_interval: 3", "cluster_update_interval: 3\napi_timeout: 2"));
 
         await using var app = Build(["--api_timeout=4"]);
         var options = app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>().CurrentValue;
 
         Assert.Equal("127.0.0.1:9002", options.ListenAddress);
-        Assert.Equal(2, options.ClusterUpdateInterval);
+        Assert.Equal(3, options.ClusterUpdateInterval);
         Assert.Equal(4, options.ApiTimeout);
         Assert.Equal(["http://127.0.0.1:8008"], options.Clusters["main"].Hosts);
     }
@@ -57,18 +48,18 @@ public sealed class ConfigurationHostingExtensionsTests : IDisposable
     [Fact]
     public async Task AddPatroniYarpConfiguration_NoPath_ReadsPatroniYamlInTheContentRoot()
     {
-        _dir.Write("patroni.yaml", Valid);
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal);
 
         await using var app = Build([]);
 
-        Assert.Equal(2, app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>().CurrentValue.ClusterUpdateInterval);
-        Assert.Equal(2, app.Services.GetRequiredService<IOptions<ProxyOptions>>().Value.ClusterUpdateInterval);
+        Assert.Equal(3, app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>().CurrentValue.ClusterUpdateInterval);
+        Assert.Equal(3, app.Services.GetRequiredService<IOptions<ProxyOptions>>().Value.ClusterUpdateInterval);
     }
 
     [Fact]
     public async Task AddPatroniYarpConfiguration_ExplicitPath_ReadsThatFile()
     {
-        var path = _dir.Write("elsewhere.yml", Valid.Replace("cluster_update_interval: 2", "cluster_update_interval: 5"));
+        var path = _dir.Write("elsewhere.yml", ConfigurationSamples.Minimal.Replace("cluster_update_interval: 3", "cluster_update_interval: 5"));
 
         await using var app = Build([path]);
 
@@ -102,7 +93,7 @@ public sealed class ConfigurationHostingExtensionsTests : IDisposable
     [Fact]
     public async Task Build_InvalidConfiguration_ResolvingTheMonitorThrowsConfigurationException()
     {
-        _dir.Write("patroni.yaml", Valid.Replace("[leader]", "[lead]"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("[leader]", "[lead]"));
         await using var app = Build([]);
 
         var ex = Assert.Throws<ConfigurationException>(() => app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>());
@@ -113,24 +104,24 @@ public sealed class ConfigurationHostingExtensionsTests : IDisposable
     [Fact]
     public async Task FileEdit_WhileRunning_ValidChangeAppliedInvalidOneLoggedAndIgnored()
     {
-        var path = _dir.Write("patroni.yaml", Valid);
+        var path = _dir.Write("patroni.yaml", ConfigurationSamples.Minimal);
         var logs = new CapturingLoggerProvider();
         await using var app = Build([], logs);
         var monitor = app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>();
         Assert.IsType<ProxyOptionsMonitor>(monitor);
 
-        File.WriteAllText(path, Valid.Replace("[leader]", "[lead]"));
+        File.WriteAllText(path, ConfigurationSamples.Minimal.Replace("[leader]", "[lead]"));
         await PollUntil(() => logs.Entries.Any(e => e.Level == LogLevel.Error && e.Message.Contains("unknown role 'lead'", StringComparison.Ordinal)));
         Assert.Equal(["leader"], monitor.CurrentValue.Clusters["main"].Ports["master"].Roles);
 
-        File.WriteAllText(path, Valid.Replace("cluster_update_interval: 2", "cluster_update_interval: 7"));
+        File.WriteAllText(path, ConfigurationSamples.Minimal.Replace("cluster_update_interval: 3", "cluster_update_interval: 7"));
         await PollUntil(() => monitor.CurrentValue.ClusterUpdateInterval == 7);
     }
 
     [Fact]
     public async Task AddPatroniYarpConfiguration_Verbose_DebugLoggingForPatroniYarp()
     {
-        _dir.Write("patroni.yaml", Valid);
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal);
 
         await using var quiet = Build([]);
         await using var verbose = Build(["-verbose"]);
@@ -142,7 +133,7 @@ public sealed class ConfigurationHostingExtensionsTests : IDisposable
     [Fact]
     public async Task AddPatroniYarpConfiguration_SighupServiceRegistered()
     {
-        _dir.Write("patroni.yaml", Valid);
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal);
 
         await using var app = Build([]);
 
@@ -152,7 +143,7 @@ public sealed class ConfigurationHostingExtensionsTests : IDisposable
     [Fact]
     public void CheckConfig_Valid_PrintsTheEffectiveConfigurationAndReturnsZero()
     {
-        var path = _dir.Write("patroni.yaml", Valid + "\ntypo: 1\n");
+        var path = _dir.Write("patroni.yaml", ConfigurationSamples.Minimal + "\ntypo: 1\n");
         var builder = CreateBuilder(["--api_timeout=3"]);
         builder.AddPatroniYarpConfiguration(CommandLineArguments.Parse([path]));
         var output = new StringWriter();
@@ -174,7 +165,7 @@ public sealed class ConfigurationHostingExtensionsTests : IDisposable
     [Fact]
     public void CheckConfig_Invalid_PrintsErrorsAndReturnsOne()
     {
-        var path = _dir.Write("patroni.yaml", Valid.Replace("[leader]", "[]"));
+        var path = _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("[leader]", "[]"));
         var builder = CreateBuilder([]);
         builder.AddPatroniYarpConfiguration(CommandLineArguments.Parse([path]));
         var output = new StringWriter();

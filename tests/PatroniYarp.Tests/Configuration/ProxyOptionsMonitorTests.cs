@@ -6,15 +6,6 @@ namespace PatroniYarp.Tests.Configuration;
 
 public sealed class ProxyOptionsMonitorTests : IDisposable
 {
-    private const string Valid = """
-        cluster_update_interval: 3
-        clusters:
-          main:
-            hosts: ["http://127.0.0.1:8008"]
-            ports:
-              master: {listen: "127.0.0.1:6432", roles: [leader]}
-        """;
-
     private readonly TempConfigDirectory _dir = new();
     private readonly CapturingLoggerProvider _logs = new();
     private readonly string _path;
@@ -22,7 +13,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
 
     public ProxyOptionsMonitorTests()
     {
-        _path = _dir.Write("patroni.yaml", Valid);
+        _path = _dir.Write("patroni.yaml", ConfigurationSamples.Minimal);
         _root = new ConfigurationBuilder().AddYamlFile(source =>
         {
             source.Path = _path;
@@ -42,7 +33,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
     [Fact]
     public void Constructor_InvalidConfiguration_ThrowsWithEveryError()
     {
-        _dir.Write("patroni.yaml", Valid.Replace("[leader]", "[lead]").Replace("cluster_update_interval: 3", "cluster_update_interval: 0"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("[leader]", "[lead]").Replace("cluster_update_interval: 3", "cluster_update_interval: 0"));
         _root.Reload();
 
         var ex = Assert.Throws<ConfigurationException>(() => new ProxyOptionsMonitor(_root, _logs.CreateLogger<ProxyOptionsMonitor>()));
@@ -70,7 +61,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
         var changes = 0;
         using var _ = monitor.OnChange((_, _) => changes++);
 
-        _dir.Write("patroni.yaml", Valid.Replace("[leader]", "[lead]"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("[leader]", "[lead]"));
         _root.Reload();
 
         Assert.Same(before, monitor.CurrentValue);
@@ -87,7 +78,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
         using var monitor = new ProxyOptionsMonitor(_root, _logs.CreateLogger<ProxyOptionsMonitor>());
         var before = monitor.CurrentValue;
 
-        _dir.Write("patroni.yaml", Valid + "\n  oops: [\n");
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal + "\n  oops: [\n");
         _root.Reload();
 
         Assert.Same(before, monitor.CurrentValue);
@@ -101,7 +92,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
         var seen = new List<ProxyOptions>();
         using var _ = monitor.OnChange((options, _) => seen.Add(options));
 
-        _dir.Write("patroni.yaml", Valid.Replace("cluster_update_interval: 3", "cluster_update_interval: 1"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("cluster_update_interval: 3", "cluster_update_interval: 1"));
         _root.Reload();
 
         var changed = Assert.Single(seen);
@@ -119,7 +110,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
 
         _dir.Write("patroni.yaml", "clusters: [\n");
         _root.Reload();
-        _dir.Write("patroni.yaml", Valid.Replace("127.0.0.1:6432", "127.0.0.1:6433"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("127.0.0.1:6432", "127.0.0.1:6433"));
         _root.Reload();
 
         Assert.Equal("127.0.0.1:6433", Assert.Single(seen).Clusters["main"].Ports["master"].Listen);
@@ -134,7 +125,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
         var changes = 0;
         using var _ = monitor.OnChange((_, _) => changes++);
 
-        _dir.Write("patroni.yaml", "# reformatted\n" + Valid.Replace("[leader]", "[\"leader\"]"));
+        _dir.Write("patroni.yaml", "# reformatted\n" + ConfigurationSamples.Minimal.Replace("[leader]", "[\"leader\"]"));
         _root.Reload();
 
         Assert.Equal(0, changes);
@@ -148,7 +139,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
         var changes = 0;
         monitor.OnChange((_, _) => changes++)?.Dispose();
 
-        _dir.Write("patroni.yaml", Valid.Replace("cluster_update_interval: 3", "cluster_update_interval: 1"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("cluster_update_interval: 3", "cluster_update_interval: 1"));
         _root.Reload();
 
         Assert.Equal(0, changes);
@@ -163,7 +154,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
         using var first = monitor.OnChange((_, _) => throw new InvalidOperationException("listener bug"));
         using var second = monitor.OnChange((_, _) => changes++);
 
-        _dir.Write("patroni.yaml", Valid.Replace("cluster_update_interval: 3", "cluster_update_interval: 1"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("cluster_update_interval: 3", "cluster_update_interval: 1"));
         _root.Reload();
 
         Assert.Equal(1, changes);
@@ -175,7 +166,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
     {
         using var monitor = new ProxyOptionsMonitor(_root, _logs.CreateLogger<ProxyOptionsMonitor>());
 
-        _dir.Write("patroni.yaml", Valid.Replace("[leader]", "[lead]"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("[leader]", "[lead]"));
         monitor.Reload();
         monitor.Reload();
 
@@ -192,7 +183,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
         var changes = 0;
         using var _ = monitor.OnChange((_, _) => changes++);
 
-        _dir.Write("patroni.yaml", Valid.Replace("cluster_update_interval: 3", "cluster_update_interval: 1"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("cluster_update_interval: 3", "cluster_update_interval: 1"));
         monitor.Reload();
 
         Assert.Equal(1, changes);
@@ -206,7 +197,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
         using var root = (ConfigurationRoot)new ConfigurationBuilder().AddJsonFile(json).AddYamlFile(_path).AddJsonFile(json).Build();
         using var monitor = new ProxyOptionsMonitor(root, _logs.CreateLogger<ProxyOptionsMonitor>());
 
-        _dir.Write("patroni.yaml", Valid.Replace("[leader]", "[lead]"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("[leader]", "[lead]"));
         root.Reload();
 
         Assert.Single(Errors);
@@ -230,7 +221,7 @@ public sealed class ProxyOptionsMonitorTests : IDisposable
     [Fact]
     public void Constructor_UnknownKey_LogsWarning()
     {
-        _dir.Write("patroni.yaml", Valid + "\nclustr_update_interval: 1\n");
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal + "\nclustr_update_interval: 1\n");
         _root.Reload();
 
         using var monitor = new ProxyOptionsMonitor(_root, _logs.CreateLogger<ProxyOptionsMonitor>());

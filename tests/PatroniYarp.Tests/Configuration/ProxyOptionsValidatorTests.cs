@@ -5,14 +5,6 @@ namespace PatroniYarp.Tests.Configuration;
 
 public sealed class ProxyOptionsValidatorTests : IDisposable
 {
-    private const string Valid = """
-        clusters:
-          main:
-            hosts: ["http://127.0.0.1:8008"]
-            ports:
-              master: {listen: "127.0.0.1:6432", roles: [leader]}
-        """;
-
     private readonly TempConfigDirectory _dir = new();
 
     public void Dispose() => _dir.Dispose();
@@ -20,7 +12,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [Fact]
     public void Validate_MinimalConfiguration_NoErrorsNoWarnings()
     {
-        var result = Load(Valid);
+        var result = Load(ConfigurationSamples.Minimal);
 
         Assert.Empty(result.Errors);
         Assert.Empty(result.Warnings);
@@ -49,13 +41,13 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [Fact]
     public void Validate_EmptyHosts_Error()
     {
-        Assert.Contains("no hosts", SingleError(Valid.Replace("""hosts: ["http://127.0.0.1:8008"]""", "hosts: []"), "clusters.main.hosts"));
+        Assert.Contains("no hosts", SingleError(ConfigurationSamples.Minimal.Replace("""hosts: ["http://127.0.0.1:8008"]""", "hosts: []"), "clusters.main.hosts"));
     }
 
     [Fact]
     public void Validate_HostsAsText_ErrorSaysItIsNotAList()
     {
-        Assert.Contains("'http://127.0.0.1:8008' is not a list", SingleError(Valid.Replace("""hosts: ["http://127.0.0.1:8008"]""", "hosts: http://127.0.0.1:8008"), "clusters.main.hosts"));
+        Assert.Contains("'http://127.0.0.1:8008' is not a list", SingleError(ConfigurationSamples.Minimal.Replace("""hosts: ["http://127.0.0.1:8008"]""", "hosts: http://127.0.0.1:8008"), "clusters.main.hosts"));
     }
 
     [Theory]
@@ -65,7 +57,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [InlineData("")]
     public void Validate_HostNotAnHttpUrl_Error(string host)
     {
-        var error = SingleError(Valid.Replace("http://127.0.0.1:8008", host), "clusters.main.hosts[0]");
+        var error = SingleError(ConfigurationSamples.Minimal.Replace("http://127.0.0.1:8008", host), "clusters.main.hosts[0]");
 
         Assert.Contains($"'{host}' is not an http(s) URL", error);
     }
@@ -73,7 +65,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [Fact]
     public void Validate_DuplicateHosts_ErrorNamesTheFirst()
     {
-        var error = SingleError(Valid.Replace("""["http://127.0.0.1:8008"]""", """["http://127.0.0.1:8008", "http://10.0.0.2:8008", "HTTP://127.0.0.1:8008/"]"""), "clusters.main.hosts[2]");
+        var error = SingleError(ConfigurationSamples.Minimal.Replace("""["http://127.0.0.1:8008"]""", """["http://127.0.0.1:8008", "http://10.0.0.2:8008", "HTTP://127.0.0.1:8008/"]"""), "clusters.main.hosts[2]");
 
         Assert.Contains("duplicate host 'HTTP://127.0.0.1:8008/' (same as clusters.main.hosts[0])", error);
     }
@@ -81,19 +73,19 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [Fact]
     public void Validate_EmptyPorts_Error()
     {
-        Assert.Contains("no ports", SingleError(Valid.Replace("""      master: {listen: "127.0.0.1:6432", roles: [leader]}""", "").Replace("ports:", "ports: {}"), "clusters.main.ports"));
+        Assert.Contains("no ports", SingleError(ConfigurationSamples.Minimal.Replace("""      master: {listen: "127.0.0.1:6432", roles: [leader]}""", "").Replace("ports:", "ports: {}"), "clusters.main.ports"));
     }
 
     [Fact]
     public void Validate_EmptyRoles_Error()
     {
-        Assert.Contains("no roles (expected one or more of leader, sync, async, any", SingleError(Valid.Replace("roles: [leader]", "roles: []"), "clusters.main.ports.master.roles"));
+        Assert.Contains("no roles (expected one or more of leader, sync, async, any", SingleError(ConfigurationSamples.Minimal.Replace("roles: [leader]", "roles: []"), "clusters.main.ports.master.roles"));
     }
 
     [Fact]
     public void Validate_UnknownRole_ErrorListsTheKnownOnes()
     {
-        var error = SingleError(Valid.Replace("roles: [leader]", "roles: [leader, lead]"), "clusters.main.ports.master.roles[1]");
+        var error = SingleError(ConfigurationSamples.Minimal.Replace("roles: [leader]", "roles: [leader, lead]"), "clusters.main.ports.master.roles[1]");
 
         Assert.Equal("patroni.yaml: clusters.main.ports.master.roles[1]: unknown role 'lead' (expected leader, sync, async, any, standby_leader, master, primary, replica)", error);
     }
@@ -109,7 +101,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [InlineData("replica")]
     public void Validate_KnownRole_NoError(string role)
     {
-        Assert.Empty(Load(Valid.Replace("roles: [leader]", $"roles: [{role}]")).Errors);
+        Assert.Empty(Load(ConfigurationSamples.Minimal.Replace("roles: [leader]", $"roles: [{role}]")).Errors);
     }
 
     [Theory]
@@ -120,7 +112,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [InlineData("127.0.0.1:port")]
     public void Validate_UnparsableListen_Error(string listen)
     {
-        var error = SingleError(Valid.Replace("127.0.0.1:6432", listen), "clusters.main.ports.master.listen");
+        var error = SingleError(ConfigurationSamples.Minimal.Replace("127.0.0.1:6432", listen), "clusters.main.ports.master.listen");
 
         Assert.Contains($"'{listen}' is not a listen address", error);
     }
@@ -128,7 +120,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [Fact]
     public void Validate_MissingListen_Error()
     {
-        Assert.Contains("no listen address", SingleError(Valid.Replace("""listen: "127.0.0.1:6432", """, ""), "clusters.main.ports.master.listen"));
+        Assert.Contains("no listen address", SingleError(ConfigurationSamples.Minimal.Replace("""listen: "127.0.0.1:6432", """, ""), "clusters.main.ports.master.listen"));
     }
 
     [Theory]
@@ -139,13 +131,13 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [InlineData("db.example.com:6432")]
     public void Validate_AcceptedListenForms_NoError(string listen)
     {
-        Assert.Empty(Load(Valid.Replace("127.0.0.1:6432", listen)).Errors);
+        Assert.Empty(Load(ConfigurationSamples.Minimal.Replace("127.0.0.1:6432", listen)).Errors);
     }
 
     [Fact]
     public void Validate_DuplicateListenAcrossClusters_ErrorNamesBoth()
     {
-        var error = SingleError(Valid + """
+        var error = SingleError(ConfigurationSamples.Minimal + """
 
               other:
                 hosts: ["http://127.0.0.2:8008"]
@@ -159,7 +151,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [Fact]
     public void Validate_ListenClashesWithListenAddress_Error()
     {
-        var error = SingleError("listen_address: \"127.0.0.1:6432\"\n" + Valid, "clusters.main.ports.master.listen");
+        var error = SingleError("listen_address: \"127.0.0.1:6432\"\n" + ConfigurationSamples.Minimal, "clusters.main.ports.master.listen");
 
         Assert.Contains("clashes with listen_address", error);
     }
@@ -167,13 +159,13 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [Fact]
     public void Validate_ListenClashesWithDefaultListenAddress_Error()
     {
-        Assert.Contains("clashes with listen_address ('127.0.0.1:8009')", SingleError(Valid.Replace("127.0.0.1:6432", "*:8009"), "clusters.main.ports.master.listen"));
+        Assert.Contains("clashes with listen_address ('127.0.0.1:8009')", SingleError(ConfigurationSamples.Minimal.Replace("127.0.0.1:6432", "*:8009"), "clusters.main.ports.master.listen"));
     }
 
     [Fact]
     public void Validate_UnparsableListenAddress_Error()
     {
-        Assert.Contains("'8009' is not a listen address", SingleError("listen_address: \"8009\"\n" + Valid, "listen_address"));
+        Assert.Contains("'8009' is not a listen address", SingleError("listen_address: \"8009\"\n" + ConfigurationSamples.Minimal, "listen_address"));
     }
 
     [Theory]
@@ -183,7 +175,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [InlineData("NaN")]
     public void Validate_BadClusterUpdateInterval_Error(string seconds)
     {
-        Assert.Contains("seconds", SingleError($"cluster_update_interval: {seconds}\n" + Valid, "cluster_update_interval"));
+        Assert.Contains("seconds", SingleError(ConfigurationSamples.Minimal.Replace("cluster_update_interval: 3", $"cluster_update_interval: {seconds}"), "cluster_update_interval"));
     }
 
     [Theory]
@@ -191,7 +183,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [InlineData("-2")]
     public void Validate_ZeroOrNegativeApiTimeout_Error(string seconds)
     {
-        Assert.Contains("must be a positive number of seconds", SingleError($"api_timeout: {seconds}\n" + Valid, "api_timeout"));
+        Assert.Contains("must be a positive number of seconds", SingleError($"api_timeout: {seconds}\n" + ConfigurationSamples.Minimal, "api_timeout"));
     }
 
     [Theory]
@@ -199,7 +191,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [InlineData("-2")]
     public void Validate_ZeroOrNegativeConnectTimeout_Error(string seconds)
     {
-        Assert.Contains("must be a positive number of seconds", SingleError(Valid.Replace("roles: [leader]", $"roles: [leader], connect_timeout: {seconds}"), "clusters.main.ports.master.connect_timeout"));
+        Assert.Contains("must be a positive number of seconds", SingleError(ConfigurationSamples.Minimal.Replace("roles: [leader]", $"roles: [leader], connect_timeout: {seconds}"), "clusters.main.ports.master.connect_timeout"));
     }
 
     [Theory]
@@ -207,7 +199,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [InlineData("-16777216")]
     public void Validate_ZeroOrNegativeMaxLag_Error(string bytes)
     {
-        Assert.Contains("must be a positive number of bytes", SingleError(Valid.Replace("roles: [leader]", $"roles: [leader], max_lag_in_bytes: {bytes}"), "clusters.main.ports.master.max_lag_in_bytes"));
+        Assert.Contains("must be a positive number of bytes", SingleError(ConfigurationSamples.Minimal.Replace("roles: [leader]", $"roles: [leader], max_lag_in_bytes: {bytes}"), "clusters.main.ports.master.max_lag_in_bytes"));
     }
 
     [Theory]
@@ -216,7 +208,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [InlineData("65536")]
     public void Validate_HostPortOutOfRange_Error(string port)
     {
-        Assert.Contains($"{port} is not a port (expected 1-65535)", SingleError(Valid.Replace("roles: [leader]", $"roles: [leader], host_port: {port}"), "clusters.main.ports.master.host_port"));
+        Assert.Contains($"{port} is not a port (expected 1-65535)", SingleError(ConfigurationSamples.Minimal.Replace("roles: [leader]", $"roles: [leader], host_port: {port}"), "clusters.main.ports.master.host_port"));
     }
 
     [Theory]
@@ -260,7 +252,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     [Fact]
     public void Validate_SlashInClusterName_Error()
     {
-        Assert.Contains("must not contain '/'", SingleError(Valid.Replace("  main:", "  \"a/b\":"), "clusters.a/b"));
+        Assert.Contains("must not contain '/'", SingleError(ConfigurationSamples.Minimal.Replace("  main:", "  \"a/b\":"), "clusters.a/b"));
     }
 
     [Fact]
@@ -270,7 +262,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
         Environment.SetEnvironmentVariable(prefix + "clusters__main__ports__master__roles__0", "lead");
         try
         {
-            var root = new ConfigurationBuilder().AddYamlFile(_dir.Write("patroni.yaml", Valid)).AddEnvironmentVariables(prefix).Build();
+            var root = new ConfigurationBuilder().AddYamlFile(_dir.Write("patroni.yaml", ConfigurationSamples.Minimal)).AddEnvironmentVariables(prefix).Build();
 
             var error = Assert.Single(ProxyOptionsLoader.Load(root).Errors);
             Assert.StartsWith("environment variables: clusters.main.ports.master.roles[0]: unknown role 'lead'", error);
@@ -285,7 +277,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     public void Validate_ErrorFromTheLastSourceThatSetsTheKey_NamesThatSource()
     {
         var json = _dir.Write("appsettings.json", """{"clusters": {"main": {"ports": {"master": {"roles": ["lead"]}}}}}""");
-        var yaml = _dir.Write("patroni.yaml", Valid.Replace("[leader]", "[leeder]"));
+        var yaml = _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("[leader]", "[leeder]"));
 
         var jsonThenYaml = ProxyOptionsLoader.Load(new ConfigurationBuilder().AddJsonFile(json).AddYamlFile(yaml).Build());
         var yamlThenJson = ProxyOptionsLoader.Load(new ConfigurationBuilder().AddYamlFile(yaml).AddJsonFile(json).Build());
@@ -335,7 +327,7 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
         Assert.Contains(result.Warnings, w => w.StartsWith("patroni.yaml: clusters.main.ports.master.max_lag: unknown key", StringComparison.Ordinal));
     }
 
-    private string WithTls(string tls) => Valid.Replace("    ports:", $"    tls: {{{tls}}}\n    ports:");
+    private string WithTls(string tls) => ConfigurationSamples.Minimal.Replace("    ports:", $"    tls: {{{tls}}}\n    ports:");
 
     private ProxyOptionsLoadResult Load(string yaml) =>
         ProxyOptionsLoader.Load(new ConfigurationBuilder().AddYamlFile(_dir.Write("patroni.yaml", yaml)).Build());

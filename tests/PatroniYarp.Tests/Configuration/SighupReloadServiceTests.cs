@@ -7,14 +7,6 @@ namespace PatroniYarp.Tests.Configuration;
 
 public sealed class SighupReloadServiceTests : IDisposable
 {
-    private const string Valid = """
-        clusters:
-          main:
-            hosts: ["http://127.0.0.1:8008"]
-            ports:
-              master: {listen: "127.0.0.1:6432", roles: [leader]}
-        """;
-
     private readonly TempConfigDirectory _dir = new();
 
     public void Dispose() => _dir.Dispose();
@@ -22,14 +14,14 @@ public sealed class SighupReloadServiceTests : IDisposable
     [Fact]
     public async Task OnSignal_Sighup_KeepsTheProcessAndReReadsTheFiles()
     {
-        var path = _dir.Write("patroni.yaml", Valid);
+        var path = _dir.Write("patroni.yaml", ConfigurationSamples.Minimal);
         using var root = (ConfigurationRoot)new ConfigurationBuilder().AddYamlFile(path).Build();
         var logs = new CapturingLoggerProvider();
         using var monitor = new ProxyOptionsMonitor(root, logs.CreateLogger<ProxyOptionsMonitor>());
         using var service = new SighupReloadService(monitor, logs.CreateLogger<SighupReloadService>());
         await service.StartAsync(CancellationToken.None);
 
-        _dir.Write("patroni.yaml", Valid.Replace("6432", "6500"));
+        _dir.Write("patroni.yaml", ConfigurationSamples.Minimal.Replace("6432", "6500"));
         var context = new PosixSignalContext(PosixSignal.SIGHUP);
         service.OnSignal(context);
 
