@@ -23,6 +23,10 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [.
 try
 {
     builder.AddPatroniYarpConfiguration(cli);
+    if (cli.CheckConfig)
+    {
+        return ConfigurationCheck.Run((IConfigurationRoot)builder.Configuration, Console.Out, Console.Error);
+    }
     builder.Services.AddPatroniDiscovery();
     builder.Services.AddPatroniRouting();
     builder.AddTcpProxy();
