@@ -69,6 +69,9 @@ internal readonly record struct ListenAddress(string Host, int Port)
 
     public override string ToString() => Host.Contains(':') ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
 
+    /// <summary>The URL Kestrel's configuration loader binds; http:// even for raw TCP ports, whose handler ends the pipeline first.</summary>
+    public string ToKestrelUrl() => $"http://{this}";
+
     private static bool SameHost(ListenAddress a, ListenAddress b) =>
         a.Host == b.Host || IPAddress.TryParse(a.Host, out var x) && IPAddress.TryParse(b.Host, out var y) && x.Equals(y);
 

@@ -60,13 +60,10 @@ internal sealed partial class TcpEndpointManager : IDisposable
         lock (_lock)
         {
             var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-            if (ListenAddress.TryToKestrelUrl(options.EffectiveListenAddress, out var adminUrl, out var adminError))
+            // The validator has accepted every address by now; an unparsable one is skipped, not guessed.
+            if (ListenAddress.TryParse(options.EffectiveListenAddress, out var admin))
             {
-                data[UrlKey(AdminEndpointName)] = adminUrl;
-            }
-            else
-            {
-                Log.BadListenAddress(_logger, "listen_address", adminError);
+                data[UrlKey(AdminEndpointName)] = admin.ToKestrelUrl();
             }
 
             var next = new Dictionary<string, TcpPortEndpoint>(StringComparer.OrdinalIgnoreCase);
@@ -75,11 +72,11 @@ internal sealed partial class TcpEndpointManager : IDisposable
                 foreach (var (portName, port) in cluster.Ports)
                 {
                     var name = TcpPortEndpoint.EndpointNameFor(clusterName, portName);
-                    if (!ListenAddress.TryToKestrelUrl(port.Listen, out var url, out var error))
+                    if (!ListenAddress.TryParse(port.Listen, out var listen))
                     {
-                        Log.BadListenAddress(_logger, $"clusters.{clusterName}.ports.{portName}.listen", error);
                         continue;
                     }
+                    var url = listen.ToKestrelUrl();
 
                     if (_endpoints.TryGetValue(name, out var current) && current.Url == url)
                     {
@@ -133,9 +130,6 @@ internal sealed partial class TcpEndpointManager : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Error, "Configuration: {Key}: {Error}; no listener for it.")]
-        public static partial void BadListenAddress(ILogger logger, string key, string error);
-
         [LoggerMessage(2, LogLevel.Information, "Port {Port}: listening on {Url}.")]
         public static partial void PortListening(ILogger logger, string port, string url);
 

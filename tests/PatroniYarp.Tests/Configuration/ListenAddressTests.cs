@@ -20,6 +20,19 @@ public sealed class ListenAddressTests
     }
 
     [Theory]
+    [InlineData("0.0.0.0:6432", "http://0.0.0.0:6432")]
+    [InlineData("127.0.0.1:6432", "http://127.0.0.1:6432")]
+    [InlineData("[::1]:6432", "http://[::1]:6432")]
+    [InlineData("[::]:6432", "http://[::]:6432")]
+    [InlineData("*:6432", "http://*:6432")]
+    [InlineData("localhost:6432", "http://localhost:6432")]
+    public void ToKestrelUrl_ListenForms_HttpUrl(string text, string expected)
+    {
+        Assert.True(ListenAddress.TryParse(text, out var address));
+        Assert.Equal(expected, address.ToKestrelUrl());
+    }
+
+    [Theory]
     [InlineData(null)]
     [InlineData("")]
     [InlineData("6432")]

@@ -6,34 +6,6 @@ namespace PatroniYarp.Tests.Tcp;
 public class AddressTests
 {
     [Theory]
-    [InlineData("0.0.0.0:6432", "http://0.0.0.0:6432")]
-    [InlineData("127.0.0.1:6432", "http://127.0.0.1:6432")]
-    [InlineData("[::1]:6432", "http://[::1]:6432")]
-    [InlineData("[::]:6432", "http://[::]:6432")]
-    [InlineData("*:6432", "http://*:6432")]
-    [InlineData("localhost:6432", "http://localhost:6432")]
-    [InlineData(":6432", "http://*:6432")]
-    public void TryToKestrelUrl_ListenForms_TranslatesToHttpUrl(string listen, string expected)
-    {
-        Assert.True(ListenAddress.TryToKestrelUrl(listen, out var url, out _));
-        Assert.Equal(expected, url);
-    }
-
-    [Theory]
-    [InlineData("")]
-    [InlineData("6432")]
-    [InlineData("::1:6432")]
-    [InlineData("[::1]6432")]
-    [InlineData("[127.0.0.1]:6432")]
-    [InlineData("127.0.0.1:port")]
-    [InlineData("127.0.0.1:70000")]
-    public void TryToKestrelUrl_BadListen_NamesTheValue(string listen)
-    {
-        Assert.False(ListenAddress.TryToKestrelUrl(listen, out _, out var error));
-        Assert.Contains($"'{listen}'", error);
-    }
-
-    [Theory]
     [InlineData("tcp://127.0.0.1:5432", "127.0.0.1:5432")]
     [InlineData("tcp://[::1]:5432", "[::1]:5432")]
     [InlineData("TCP://10.0.0.5:5433/", "10.0.0.5:5433")]
