@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using PatroniYarp.Admin;
 using PatroniYarp.Configuration;
+using PatroniYarp.HealthChecks;
 using PatroniYarp.Patroni;
 using PatroniYarp.Routing;
 using PatroniYarp.Tcp;
@@ -29,6 +30,7 @@ try
     }
     builder.Services.AddPatroniDiscovery();
     builder.Services.AddPatroniRouting();
+    builder.Services.AddPatroniHealthChecks();
     builder.AddTcpProxy();
 
     var app = builder.Build();
@@ -37,7 +39,15 @@ try
     _ = app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>().CurrentValue;
 
     app.MapAdminApi();
-    app.MapReverseProxy();
+    app.MapProcessHealth();
+    app.MapReverseProxy(proxy =>
+    {
+        // The health-check routes are answered first; the rest is YARP's default pipeline.
+        proxy.UsePatroniHealthChecks();
+        proxy.UseSessionAffinity();
+        proxy.UseLoadBalancing();
+        proxy.UsePassiveHealthChecks();
+    });
     app.Run();
     return 0;
 }

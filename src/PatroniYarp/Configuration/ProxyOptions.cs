@@ -29,6 +29,18 @@ internal sealed record ProxyOptions
     [ConfigurationKeyName("clusters")]
     public IReadOnlyDictionary<string, ClusterOptions> Clusters { get; init; } = new Dictionary<string, ClusterOptions>();
 
+    /// <summary>patroniglue: the health-check API's own listener (HTTP or HTTPS).</summary>
+    [ConfigurationKeyName("frontend")]
+    public FrontendOptions? Frontend { get; init; }
+
+    /// <summary>patroniglue: the Patroni REST API the sidecar checks (/primary, /replica, …) are forwarded to.</summary>
+    [ConfigurationKeyName("backend")]
+    public BackendOptions? Backend { get; init; }
+
+    /// <summary>patroniglue: how long sidecar check answers are cached.</summary>
+    [ConfigurationKeyName("cache")]
+    public CacheOptions Cache { get; init; } = new();
+
     public TimeSpan ClusterUpdatePeriod => TimeSpan.FromSeconds(ClusterUpdateInterval);
 
     public TimeSpan ApiTimeoutPeriod => TimeSpan.FromSeconds(ApiTimeout);
@@ -36,6 +48,18 @@ internal sealed record ProxyOptions
     public TimeSpan DrainPeriod => TimeSpan.FromSeconds(DrainTimeout);
 
     public string EffectiveListenAddress => string.IsNullOrWhiteSpace(ListenAddress) ? DefaultListenAddress : ListenAddress;
+
+    /// <summary>
+    /// The sidecar checks are on when a patroniglue frontend or backend is configured; the backend's defaults
+    /// (127.0.0.1:8008) apply when only the frontend is.
+    /// </summary>
+    public BackendOptions? SidecarBackend => Backend ?? (Frontend is null ? null : new BackendOptions());
+
+    /// <summary>
+    /// The admin listener opens where patroni_proxy would have it (listen_address or clusters configured); a
+    /// patroniglue file alone listens on its frontend only, so that several sidecars can run on one host.
+    /// </summary>
+    public bool AdminListenerEnabled => !string.IsNullOrWhiteSpace(ListenAddress) || Clusters.Count > 0;
 }
 
 /// <summary>One Patroni cluster: where its REST API is and which proxy ports it serves.</summary>

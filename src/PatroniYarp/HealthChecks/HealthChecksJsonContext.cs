@@ -1,0 +1,20 @@
+using System.Text.Json.Serialization;
+
+namespace PatroniYarp.HealthChecks;
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(FailureBody))]
+[JsonSerializable(typeof(ClusterCheckBody))]
+internal sealed partial class HealthChecksJsonContext : JsonSerializerContext;
+
+/// <summary>GET /clusters/{cluster}/members/{member}/{check}: the answer and what it was decided on.</summary>
+internal sealed record ClusterCheckBody(
+    string Cluster,
+    string Member,
+    string Check,
+    int Status,
+    string Reason,
+    string? Role,
+    string? State,
+    long? Lag,
+    bool Stale);
