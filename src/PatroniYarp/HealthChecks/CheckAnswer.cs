@@ -23,7 +23,7 @@ internal sealed record CheckAnswer(int Status, string? ContentType, ReadOnlyMemo
     /// <summary>A 503 of PatroniYarp's own, with a JSON body saying what happened.</summary>
     public static CheckAnswer Failure(string state, string message) =>
         new(StatusCodes.Status503ServiceUnavailable, "application/json",
-            JsonSerializer.SerializeToUtf8Bytes(new FailureBody(message, state), HealthChecksJsonContext.Default.FailureBody), state);
+            JsonSerializer.SerializeToUtf8Bytes(new FailureBody(message, state), HealthChecksJsonContext.Readable.FailureBody), state);
 
     /// <summary>GET gets the body; HEAD and OPTIONS (HAProxy's httpchk) only the status, as Patroni does.</summary>
     public Task WriteAsync(HttpContext context)

@@ -58,7 +58,7 @@ internal sealed class HealthCheckMiddleware(RequestDelegate next, SidecarCheckCl
         var body = new ClusterCheckBody(cluster, memberName, check, result.Status, result.Reason,
             member is null ? null : PatroniProxyConfigProvider.RoleName(member.Role), member?.State, member?.LagBytes, stale);
         return new CheckAnswer(result.Status, "application/json",
-            JsonSerializer.SerializeToUtf8Bytes(body, HealthChecksJsonContext.Default.ClusterCheckBody), stale ? CheckAnswer.Stale : null);
+            JsonSerializer.SerializeToUtf8Bytes(body, HealthChecksJsonContext.Readable.ClusterCheckBody), stale ? CheckAnswer.Stale : null);
     }
 
     private static CheckAnswer NotFound(string message) =>
