@@ -15,7 +15,13 @@ trap 'echo "patroni-cluster: error: unexpected failure (exit $?) at line $LINENO
 
 # haproxy, su and runuser live in sbin, which a caller's PATH (e.g. a test runner's) may lack.
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
-CLUSTER_DIR="${PATRONIYARP_CLUSTER_DIR:-/tmp/patroniyarp-cluster}"
+# PATRONIYARP_CLUSTER_OFFSET=N (0-9) runs a second, independent cluster beside the first: every port moves up by
+# 10 × N and the directory gets a suffix, so tests can run while the demo cluster (offset 0) is up.
+OFFSET="${PATRONIYARP_CLUSTER_OFFSET:-0}"
+[[ "$OFFSET" =~ ^[0-9]$ ]] || { echo "patroni-cluster: error: PATRONIYARP_CLUSTER_OFFSET must be a digit 0-9" >&2; exit 1; }
+SHIFT=$((OFFSET * 10))
+if [[ "$OFFSET" == 0 ]]; then DEFAULT_DIR=/tmp/patroniyarp-cluster; else DEFAULT_DIR=/tmp/patroniyarp-cluster-$OFFSET; fi
+CLUSTER_DIR="${PATRONIYARP_CLUSTER_DIR:-$DEFAULT_DIR}"
 PG_BIN=/usr/lib/postgresql/15/bin
 # Debian's Python: Patroni depends on it (and on python3-yaml), so it is always there, unlike jq; the absolute path
 # keeps pyenv/virtualenv shims on root's PATH out of the way.
@@ -23,12 +29,12 @@ PY=/usr/bin/python3
 RUN_AS=postgres
 SCOPE=demo
 NAMESPACE=/patroniyarp/
-ETCD_CLIENT_PORT=12379
-ETCD_PEER_PORT=12380
+ETCD_CLIENT_PORT=$((12379 + SHIFT))
+ETCD_PEER_PORT=$((12380 + SHIFT))
 MEMBERS=(pg0 pg1 pg2)
-declare -A PG_PORT=([pg0]=5441 [pg1]=5442 [pg2]=5443)
-declare -A API_PORT=([pg0]=8011 [pg1]=8012 [pg2]=8013)
-API_PORTS_CSV="8011,8012,8013"
+declare -A PG_PORT=([pg0]=$((5441 + SHIFT)) [pg1]=$((5442 + SHIFT)) [pg2]=$((5443 + SHIFT)))
+declare -A API_PORT=([pg0]=$((8011 + SHIFT)) [pg1]=$((8012 + SHIFT)) [pg2]=$((8013 + SHIFT)))
+API_PORTS_CSV="${API_PORT[pg0]},${API_PORT[pg1]},${API_PORT[pg2]}"
 UP_TIMEOUT=120
 SWITCHOVER_TIMEOUT=60
 STOP_TIMEOUT=30
@@ -67,7 +73,8 @@ usage: $(basename "$0") COMMAND [ARGS]
   psql NAME [ARGS...]       run psql as postgres against member NAME on 127.0.0.1
 
 Cluster directory: $CLUSTER_DIR (override with PATRONIYARP_CLUSTER_DIR).
-Members: pg0 5441/8011, pg1 5442/8012, pg2 5443/8013; etcd 127.0.0.1:$ETCD_CLIENT_PORT; scope $SCOPE.
+Members: pg0 ${PG_PORT[pg0]}/${API_PORT[pg0]}, pg1 ${PG_PORT[pg1]}/${API_PORT[pg1]}, pg2 ${PG_PORT[pg2]}/${API_PORT[pg2]}; etcd 127.0.0.1:$ETCD_CLIENT_PORT; scope $SCOPE.
+Offset: $OFFSET (PATRONIYARP_CLUSTER_OFFSET=N moves every port up by 10 × N for an independent second cluster).
 EOF
     exit 2
 }

@@ -22,7 +22,8 @@ internal static class ConfigurationHostingExtensions
     /// 3. the YAML file;
     /// 4. environment variables, <c>__</c> for <c>:</c> (e.g. <c>clusters__main__hosts__0=http://10.0.0.1:8008</c>);
     /// 5. command-line <c>--key=value</c> (e.g. <c>--cluster_update_interval=1</c>).
-    /// The JSON and YAML files reload when they change; SIGHUP re-reads them all at once. An invalid reload is logged
+    /// The JSON and YAML files reload when they change (unless <c>--hostBuilder:reloadConfigOnChange=false</c>);
+    /// SIGHUP re-reads them all at once. An invalid reload is logged
     /// and the running configuration stays.
     /// </para>
     /// </summary>
@@ -39,7 +40,9 @@ internal static class ConfigurationHostingExtensions
         {
             Path = path,
             Optional = cli.ConfigPath is null,
-            ReloadOnChange = true,
+            // ASP.NET's own switch for appsettings.json (--hostBuilder:reloadConfigOnChange=false) covers the YAML too:
+            // then only SIGHUP reloads, for deployments that swap files in steps (Kubernetes ConfigMaps).
+            ReloadOnChange = builder.Configuration.GetValue("hostBuilder:reloadConfigOnChange", defaultValue: true),
             // Errors are the options monitor's to report: at start-up as an exception, on a reload as one log entry
             // while the running configuration stays. Unignored, a reload error would vanish on the file watcher's thread.
             OnLoadException = context => context.Ignore = true,

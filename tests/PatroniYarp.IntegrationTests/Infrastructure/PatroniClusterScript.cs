@@ -15,13 +15,20 @@ internal sealed class PatroniClusterScript
 {
     public const string Scope = "demo";
 
-    public const int Pg0Port = 5441;
-    public const int Pg1Port = 5442;
-    public const int Pg2Port = 5443;
+    /// <summary>
+    /// PATRONIYARP_CLUSTER_OFFSET=N selects the script's independent cluster N (every port up by 10 × N), so the tests
+    /// can run beside a demo cluster; the script reads the same variable from the inherited environment.
+    /// </summary>
+    public static int PortShift { get; } =
+        10 * (int.TryParse(Environment.GetEnvironmentVariable("PATRONIYARP_CLUSTER_OFFSET"), out var offset) ? offset : 0);
 
-    public const string Pg0ApiUrl = "http://127.0.0.1:8011";
-    public const string Pg1ApiUrl = "http://127.0.0.1:8012";
-    public const string Pg2ApiUrl = "http://127.0.0.1:8013";
+    public static int Pg0Port { get; } = 5441 + PortShift;
+    public static int Pg1Port { get; } = 5442 + PortShift;
+    public static int Pg2Port { get; } = 5443 + PortShift;
+
+    public static string Pg0ApiUrl { get; } = $"http://127.0.0.1:{8011 + PortShift}";
+    public static string Pg1ApiUrl { get; } = $"http://127.0.0.1:{8012 + PortShift}";
+    public static string Pg2ApiUrl { get; } = $"http://127.0.0.1:{8013 + PortShift}";
 
     public static IReadOnlyList<string> Members { get; } = ["pg0", "pg1", "pg2"];
 

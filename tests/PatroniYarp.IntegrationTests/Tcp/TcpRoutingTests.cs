@@ -100,9 +100,7 @@ public sealed class TcpRoutingTests(RealClusterFixture fixture) : IAsyncLifetime
                 return !(await ProxyState.DestinationsAsync(_proxy, "replicas")).Contains(lagging);
             }, TimeSpan.FromSeconds(60), $"{lagging} to leave the lag-limited port");
 
-            await Eventually.UntilAsync(async () => !await Pg.AliveAsync(toLagging), TimeSpan.FromSeconds(10), "the lagging replica's session to close");
-            Assert.True(await Pg.AliveAsync(toOther));
-            Assert.Equal(PatroniClusterScript.PortOf(other), (await Pg.WhereAsync(_replicasPort)).ServerPort);
+            await AssertOnlyOtherReplicaServesAsync(toLagging, toOther, other);
         }
         finally
         {
@@ -124,9 +122,7 @@ public sealed class TcpRoutingTests(RealClusterFixture fixture) : IAsyncLifetime
             await _cluster.TagAsync(tagged, "noloadbalance", "true");
 
             await ProxyState.WaitForDestinationsAsync(_proxy, "replicas", [other]);
-            await Eventually.UntilAsync(async () => !await Pg.AliveAsync(toTagged), TimeSpan.FromSeconds(10), "the tagged replica's session to close");
-            Assert.True(await Pg.AliveAsync(toOther));
-            Assert.Equal(PatroniClusterScript.PortOf(other), (await Pg.WhereAsync(_replicasPort)).ServerPort);
+            await AssertOnlyOtherReplicaServesAsync(toTagged, toOther, other);
         }
         finally
         {
@@ -146,9 +142,7 @@ public sealed class TcpRoutingTests(RealClusterFixture fixture) : IAsyncLifetime
             await _cluster.StopMemberAsync(stopped);
 
             await ProxyState.WaitForDestinationsAsync(_proxy, "replicas", [other]);
-            await Eventually.UntilAsync(async () => !await Pg.AliveAsync(toStopped), TimeSpan.FromSeconds(10), "the stopped replica's session to close");
-            Assert.True(await Pg.AliveAsync(toOther));
-            Assert.Equal(PatroniClusterScript.PortOf(other), (await Pg.WhereAsync(_replicasPort)).ServerPort);
+            await AssertOnlyOtherReplicaServesAsync(toStopped, toOther, other);
         }
         finally
         {
@@ -194,6 +188,17 @@ public sealed class TcpRoutingTests(RealClusterFixture fixture) : IAsyncLifetime
             byPort.TryAdd((await Pg.WhereAsync(session)).ServerPort, session);
         }
         return (byPort[PatroniClusterScript.PortOf(first)], byPort[PatroniClusterScript.PortOf(second)]);
+    }
+
+    /// <summary>
+    /// A replica left the replicas port: its session there closes, the session to <paramref name="other"/> keeps
+    /// answering, and a new session lands on <paramref name="other"/>.
+    /// </summary>
+    private async Task AssertOnlyOtherReplicaServesAsync(NpgsqlConnection toExcluded, NpgsqlConnection toOther, string other)
+    {
+        await Eventually.UntilAsync(async () => !await Pg.AliveAsync(toExcluded), TimeSpan.FromSeconds(10), "the excluded replica's session to close");
+        Assert.True(await Pg.AliveAsync(toOther));
+        Assert.Equal(PatroniClusterScript.PortOf(other), (await Pg.WhereAsync(_replicasPort)).ServerPort);
     }
 
     private async Task WriteWalOnLeaderAsync()
