@@ -129,6 +129,38 @@ internal static class PatroniGlueTls
         return protocols != SslProtocols.None;
     }
 
+    private static readonly HashSet<TlsCipherSuite> Tls13Suites =
+    [
+        TlsCipherSuite.TLS_AES_128_GCM_SHA256,
+        TlsCipherSuite.TLS_AES_256_GCM_SHA384,
+        TlsCipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+        TlsCipherSuite.TLS_AES_128_CCM_SHA256,
+        TlsCipherSuite.TLS_AES_128_CCM_8_SHA256,
+    ];
+
+    /// <summary>
+    /// The protocols a frontend offers: from tls-min-version up (all the platform's when absent), less those for which
+    /// tls-ciphers names no suite. TLS 1.3 has suites of its own; offering it with none makes OpenSSL refuse every
+    /// handshake, TLS 1.2 ones included. None when nothing is left.
+    /// </summary>
+    public static SslProtocols? EffectiveProtocols(SslProtocols? minVersion, IReadOnlyList<TlsCipherSuite> ciphers)
+    {
+        if (ciphers.Count == 0)
+        {
+            return minVersion;
+        }
+        var protocols = minVersion ?? SslProtocols.Tls12 | SslProtocols.Tls13;
+        if (!ciphers.Any(Tls13Suites.Contains))
+        {
+            protocols &= ~SslProtocols.Tls13;
+        }
+        if (ciphers.All(Tls13Suites.Contains))
+        {
+            protocols &= SslProtocols.Tls13;
+        }
+        return protocols;
+    }
+
     /// <summary>The cipher suites named; the unknown names, if any, in <paramref name="unknown"/>.</summary>
     public static IReadOnlyList<TlsCipherSuite> ParseCiphers(IEnumerable<string> names, out IReadOnlyList<string> unknown)
     {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Reflection;
+using System.Security.Authentication;
 using Microsoft.Extensions.Configuration;
 using PatroniYarp.Routing;
 
@@ -161,9 +162,17 @@ internal static class ProxyOptionsValidator
         {
             context.Warnings.Add($"{ConfigurationKeySources.Describe(context.Configuration, "frontend")}: tls-min-version and tls-ciphers apply to HTTPS only (set certfile and keyfile); ignored");
         }
-        if (frontend.TlsMinVersion is { } minVersion && !PatroniGlueTls.TryParseMinVersion(minVersion, out _, out var versionError))
+        SslProtocols? protocols = null;
+        if (frontend.TlsMinVersion is { } minVersion)
         {
-            context.Error("frontend:tls-min-version", versionError);
+            if (PatroniGlueTls.TryParseMinVersion(minVersion, out var parsed, out var versionError))
+            {
+                protocols = parsed;
+            }
+            else
+            {
+                context.Error("frontend:tls-min-version", versionError);
+            }
         }
 
         if (frontend.TlsCiphers.Count == 0)
@@ -179,10 +188,14 @@ internal static class ProxyOptionsValidator
         }
         else
         {
-            PatroniGlueTls.ParseCiphers(frontend.TlsCiphers, out var unknown);
+            var suites = PatroniGlueTls.ParseCiphers(frontend.TlsCiphers, out var unknown);
             if (unknown.Count > 0)
             {
                 context.Error("frontend:tls-ciphers", $"unknown cipher suite(s): {string.Join(", ", unknown)} (expected IANA names as in Go's crypto/tls, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)");
+            }
+            else if (PatroniGlueTls.EffectiveProtocols(protocols, suites) == SslProtocols.None)
+            {
+                context.Error("frontend:tls-ciphers", $"no suite listed can be used with {frontend.TlsMinVersion} and later (TLS 1.3 has suites of its own, e.g. TLS_AES_128_GCM_SHA256)");
             }
         }
     }

@@ -151,10 +151,11 @@ internal sealed partial class TcpEndpointManager : IDisposable
         data[UrlKey(FrontendEndpointName)] = $"https://{listen}";
         data[$"Endpoints:{FrontendEndpointName}:Certificate:Path"] = frontend.CertFile;
         data[$"Endpoints:{FrontendEndpointName}:Certificate:KeyPath"] = frontend.KeyFile;
-        SslProtocols? protocols = frontend.TlsMinVersion is { } min && PatroniGlueTls.TryParseMinVersion(min, out var parsed, out _) ? parsed : null;
+        SslProtocols? minVersion = frontend.TlsMinVersion is { } min && PatroniGlueTls.TryParseMinVersion(min, out var parsed, out _) ? parsed : null;
+        var suites = PatroniGlueTls.ParseCiphers(frontend.TlsCiphers, out _);
         // The validator refuses tls-ciphers where .NET cannot restrict them (Windows).
-        var ciphers = frontend.TlsCiphers.Count > 0 && !OperatingSystem.IsWindows() ? new CipherSuitesPolicy(PatroniGlueTls.ParseCiphers(frontend.TlsCiphers, out _)) : null;
-        _frontendTls = new FrontendTls(protocols, ciphers);
+        var ciphers = suites.Count > 0 && !OperatingSystem.IsWindows() ? new CipherSuitesPolicy(suites) : null;
+        _frontendTls = new FrontendTls(PatroniGlueTls.EffectiveProtocols(minVersion, suites), ciphers);
     }
 
     private void ConfigureFrontend(EndpointConfiguration endpoint)

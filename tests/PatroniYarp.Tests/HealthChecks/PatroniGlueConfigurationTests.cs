@@ -162,6 +162,31 @@ public sealed class PatroniGlueConfigurationTests : IDisposable
         Assert.Equal(SslProtocols.Tls13, protocols);
     }
 
+    [Fact]
+    public void EffectiveProtocols_OnlyTls12Suites_Tls13NotOffered()
+    {
+        var suites = PatroniGlueTls.ParseCiphers(["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"], out _);
+
+        Assert.Equal(SslProtocols.Tls12, PatroniGlueTls.EffectiveProtocols(SslProtocols.Tls12 | SslProtocols.Tls13, suites));
+        Assert.Equal(SslProtocols.Tls12, PatroniGlueTls.EffectiveProtocols(null, suites));
+    }
+
+    [Fact]
+    public void EffectiveProtocols_OnlyTls13Suites_OnlyTls13()
+    {
+        var suites = PatroniGlueTls.ParseCiphers(["TLS_AES_128_GCM_SHA256"], out _);
+
+        Assert.Equal(SslProtocols.Tls13, PatroniGlueTls.EffectiveProtocols(SslProtocols.Tls12 | SslProtocols.Tls13, suites));
+    }
+
+    [Fact]
+    public void Load_Tls13MinimumWithOnlyTls12Ciphers_Error()
+    {
+        var error = SingleError(PatroniGlueExample.Replace("TLSv1.2", "TLSv1.3"), "frontend.tls-ciphers");
+
+        Assert.Contains("no suite listed can be used with TLSv1.3 and later", error);
+    }
+
     private ProxyOptionsLoadResult Load(string yaml)
     {
         var cert = _dir.Write("cert.pem", "certificate");
