@@ -61,6 +61,10 @@ public sealed class FrontendTlsTests : IAsyncLifetime
         using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = HttpClientHandler.DangerousAcceptAnyServerCertificateValidator };
         using var client = new HttpClient(handler) { BaseAddress = new Uri($"https://127.0.0.1:{_httpsPort}") };
         await Checks.SameAsPatroniAsync(client, "GET", "/primary", PatroniClusterScript.Pg0ApiUrl, "/primary");
+        // The checks are served on the admin listener too, and the admin API there alone.
+        await Checks.SameAsPatroniAsync(_https.Admin, "GET", "/primary", PatroniClusterScript.Pg0ApiUrl, "/primary");
+        Assert.Equal(200, await Checks.StatusAsync(_https.Admin, "GET", "/clusters"));
+        Assert.Equal(404, await Checks.StatusAsync(client, "GET", "/clusters"));
 
         // A second PatroniYarp whose backend is the first one's HTTPS frontend (self-signed: insecure).
         var frontPort = FreePort.Next();
