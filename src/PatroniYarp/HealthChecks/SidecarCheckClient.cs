@@ -18,6 +18,12 @@ namespace PatroniYarp.HealthChecks;
 /// </summary>
 internal sealed partial class SidecarCheckClient
 {
+    // ttl 0: nothing is kept, but concurrent requests still share one call.
+    private static readonly HybridCacheEntryOptions NoStore = new()
+    {
+        Flags = HybridCacheEntryFlags.DisableLocalCache | HybridCacheEntryFlags.DisableDistributedCache,
+    };
+
     private readonly HybridCache _cache;
     private readonly IHttpForwarder _forwarder;
     private readonly IOptionsMonitor<ProxyOptions> _options;
@@ -68,11 +74,6 @@ internal sealed partial class SidecarCheckClient
             }
         }
     }
-
-    private static readonly HybridCacheEntryOptions NoStore = new()
-    {
-        Flags = HybridCacheEntryFlags.DisableLocalCache | HybridCacheEntryFlags.DisableDistributedCache,
-    };
 
     private async ValueTask<CheckAnswer> FetchAsync(BackendCall call, CancellationToken cancellationToken)
     {
