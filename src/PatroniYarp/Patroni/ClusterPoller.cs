@@ -283,6 +283,7 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
                 var wake = NewWake();
                 Volatile.Write(ref _wake, wake);
                 var requested = Interlocked.Exchange(ref _pollRequested, 0) == 1;
+                var started = owner._time.GetTimestamp();
                 try
                 {
                     await PollAsync(requested, cancellationToken).ConfigureAwait(false);
@@ -299,8 +300,16 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
 
                 using var delayCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 var delay = Task.Delay(NextDelay(), owner._time, delayCancellation.Token);
-                await Task.WhenAny(delay, wake.Task).ConfigureAwait(false);
+                var woken = await Task.WhenAny(delay, wake.Task).ConfigureAwait(false) == wake.Task;
                 await delayCancellation.CancelAsync().ConfigureAwait(false);
+
+                // Requests keep coming while sessions wait for a leader: they must not turn into back-to-back polls
+                // (a reload is applied at once).
+                var sinceStart = owner._time.GetElapsedTime(started);
+                if (woken && Volatile.Read(ref _pollRequested) == 1 && sinceStart < FastInterval)
+                {
+                    await Task.Delay(FastInterval - sinceStart, owner._time, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
 
