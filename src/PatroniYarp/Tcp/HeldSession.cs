@@ -8,6 +8,8 @@ internal enum HoldOutcome
 {
     /// <summary>The port's destinations changed: look again.</summary>
     Changed,
+    /// <summary>Still waiting: time to ask for a poll again (see <see cref="HeldSession.WaitAsync"/>).</summary>
+    Renew,
     TimedOut,
     ClientGone,
 }
@@ -51,8 +53,11 @@ internal sealed class HeldSession
         CancellationToken clientClosed, TimeProvider time, TimeSpan timeout) =>
         owner.TryHold(clusterId, maxWaiting) ? new HeldSession(owner, clusterId, input, clientClosed, time, timeout) : null;
 
-    /// <summary>Waits for <paramref name="changed"/> (from <see cref="HeldSessions.WhenChanged"/>), the deadline or the client leaving.</summary>
-    public async Task<HoldOutcome> WaitAsync(Task changed)
+    /// <summary>
+    /// Waits for <paramref name="changed"/> (from <see cref="HeldSessions.WhenChanged"/>), the deadline or the client
+    /// leaving; or returns <see cref="HoldOutcome.Renew"/> after <paramref name="renewAfter"/>.
+    /// </summary>
+    public async Task<HoldOutcome> WaitAsync(Task changed, TimeSpan renewAfter)
     {
         var remaining = Deadline - _time.GetUtcNow();
         if (_watch.IsCompleted || _clientClosed.IsCancellationRequested)
@@ -65,14 +70,15 @@ internal sealed class HeldSession
         }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(_clientClosed);
-        var timeout = Task.Delay(remaining, _time, stop.Token);
+        var renew = remaining > renewAfter;
+        var timeout = Task.Delay(renew ? renewAfter : remaining, _time, stop.Token);
         var first = await Task.WhenAny(changed, timeout, _watch).ConfigureAwait(false);
         await stop.CancelAsync().ConfigureAwait(false);
         if (_watch.IsCompleted || _clientClosed.IsCancellationRequested)
         {
             return HoldOutcome.ClientGone;
         }
-        return first == changed ? HoldOutcome.Changed : HoldOutcome.TimedOut;
+        return first == changed ? HoldOutcome.Changed : renew ? HoldOutcome.Renew : HoldOutcome.TimedOut;
     }
 
     /// <summary>

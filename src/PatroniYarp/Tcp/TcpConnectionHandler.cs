@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using ClusterPoller = PatroniYarp.Patroni.ClusterPoller;
 using IClusterRefresher = PatroniYarp.Patroni.IClusterRefresher;
 using PatroniYarp.Routing;
 using Polly;
@@ -23,6 +24,9 @@ internal sealed partial class TcpConnectionHandler
 {
     private static readonly ResiliencePropertyKey<TimeSpan> ConnectTimeoutKey = new("PatroniYarp.Tcp.ConnectTimeout");
     private static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>A held session asks for a poll again this often, so the cluster stays polled fast while it waits.</summary>
+    private static readonly TimeSpan RenewPollRequestAfter = ClusterPoller.RequestedFastPeriod / 2;
 
     private readonly IProxyStateLookup _state;
     private readonly IDestinationHealthUpdater _health;
@@ -187,8 +191,10 @@ internal sealed partial class TcpConnectionHandler
 
                 // The cluster is probably changing: learn its new state now and poll it fast until it settles.
                 _refresher.RequestPoll(endpoint.ClusterName);
-                switch (await held.WaitAsync(changed).ConfigureAwait(false))
+                switch (await held.WaitAsync(changed, RenewPollRequestAfter).ConfigureAwait(false))
                 {
+                    case HoldOutcome.Renew:
+                        continue;
                     case HoldOutcome.ClientGone:
                         Log.HeldClientGone(_logger, endpoint.ClusterId, connection.RemoteEndPoint);
                         return null;

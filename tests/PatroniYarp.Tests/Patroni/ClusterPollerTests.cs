@@ -157,6 +157,23 @@ public sealed class ClusterPollerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RequestPoll_LeaderLooksCalm_StillPollsFastForTheRequestedPeriod()
+    {
+        var poller = await StartAsync(new(Options(("demo", [_server.Url]))));
+        await Eventually.TrueAsync(() => _server.Requests == 1, "first poll");
+
+        // A refused leader stays in /cluster until its shutdown ends: three calm polls must not end fast mode.
+        poller.RequestPoll("demo");
+        var fastPolls = (int)(ClusterPoller.RequestedFastPeriod / ClusterPoller.FastInterval);
+        for (var poll = 2; poll <= fastPolls; poll++)
+        {
+            var expected = poll;
+            var steps = await AdvanceUntilAsync(ClusterPoller.FastInterval, () => _server.Requests >= expected, 10, $"fast poll {poll}");
+            Assert.True(steps <= 2, $"fast poll {poll} took {steps} steps");
+        }
+    }
+
+    [Fact]
     public async Task RequestPoll_ManyInARow_PollsAtMostOncePerFastInterval()
     {
         var poller = await StartAsync(new(Options(("demo", [_server.Url]))));
