@@ -114,4 +114,18 @@ internal sealed record PortOptions
     /// <summary>Seconds a connect to one member may take before the next eligible one is tried.</summary>
     [ConfigurationKeyName("connect_timeout")]
     public double ConnectTimeout { get; init; } = 2;
+
+    /// <summary>
+    /// Seconds a new session is held while the port has no member to send it to (a leaderless moment during a
+    /// switchover or failover, no eligible member), waiting for one to appear; then it is closed. 0 closes it at once,
+    /// as patroni_proxy does. The name is kept from the leader case, but it applies to every port.
+    /// </summary>
+    [ConfigurationKeyName("leader_wait_timeout")]
+    public double LeaderWaitTimeout { get; init; } = 5;
+
+    /// <summary>Sessions the port holds at most while it waits for a member; beyond it new sessions are refused at once.</summary>
+    [ConfigurationKeyName("max_waiting")]
+    public int MaxWaiting { get; init; } = 1000;
+
+    public TimeSpan LeaderWaitPeriod => TimeSpan.FromSeconds(LeaderWaitTimeout);
 }

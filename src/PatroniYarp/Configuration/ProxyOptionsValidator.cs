@@ -294,6 +294,17 @@ internal static class ProxyOptionsValidator
             context.Error(ConfigurationPath.Combine(key, "max_lag_in_bytes"), $"must be a positive number of bytes, got {port.MaxLagInBytes}");
         }
         context.Seconds(ConfigurationPath.Combine(key, "connect_timeout"), port.ConnectTimeout);
+        // 0 is allowed: no holding, a session without a member is closed at once.
+        if (!(port.LeaderWaitTimeout >= 0) || port.LeaderWaitTimeout > MaxSeconds)
+        {
+            context.Error(ConfigurationPath.Combine(key, "leader_wait_timeout"),
+                $"must be 0 (do not hold) or a positive number of seconds up to {MaxSeconds.ToString(CultureInfo.InvariantCulture)}, got {port.LeaderWaitTimeout.ToString(CultureInfo.InvariantCulture)}");
+        }
+        if (port.MaxWaiting < 0)
+        {
+            context.Error(ConfigurationPath.Combine(key, "max_waiting"),
+                $"must be 0 (hold no session) or a positive number of sessions, got {port.MaxWaiting.ToString(CultureInfo.InvariantCulture)}");
+        }
     }
 
     /// <summary>Typo protection for the YAML file(s): keys the options do not know are ignored by the binder, silently.</summary>
