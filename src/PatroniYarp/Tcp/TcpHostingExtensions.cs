@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -25,6 +26,8 @@ internal static class TcpHostingExtensions
         services.TryAddSingleton<TcpLoadBalancer>();
         services.TryAddSingleton<TcpConnectionHandler>();
         services.TryAddSingleton<TcpEndpointManager>();
+        // Kestrel tries the transport registered last first; this one takes only the TCP ports' endpoints.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnectionListenerFactory, TcpSocketListenerFactory>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigChangeListener, TcpSessionReaper>());
         services.AddHostedService<TcpDrainService>();
 
