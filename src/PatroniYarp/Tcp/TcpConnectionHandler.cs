@@ -104,7 +104,7 @@ internal sealed partial class TcpConnectionHandler
             }
 
             Log.SessionStarted(_logger, session.Id, endpoint.ClusterId, member, connection.RemoteEndPoint, session.Backend);
-            await TcpForwarder.ForwardAsync(connection.Transport, backend.Socket, session).ConfigureAwait(false);
+            await TcpForwarder.ForwardAsync(connection, backend.Socket, session).ConfigureAwait(false);
         }
         finally
         {

@@ -29,6 +29,7 @@ internal sealed partial class TcpEndpointManager : IDisposable
     private readonly ILogger<TcpEndpointManager> _logger;
     private readonly IDisposable? _subscription;
     private Dictionary<string, TcpPortEndpoint> _endpoints = new(StringComparer.OrdinalIgnoreCase);
+    private volatile HashSet<int> _tcpPorts = [];
     private KestrelConfigurationLoader? _loader;
     private volatile FrontendTls? _frontendTls;
 
@@ -61,6 +62,12 @@ internal sealed partial class TcpEndpointManager : IDisposable
         }
     }
 
+    /// <summary>
+    /// Whether a port number belongs to a configured TCP port rather than the admin API (their listen addresses never
+    /// share a port). <see cref="TcpSocketListenerFactory"/> binds those; Kestrel's own transport binds the rest.
+    /// </summary>
+    public bool IsTcpPort(int port) => _tcpPorts.Contains(port);
+
     private void Apply(ProxyOptions options)
     {
         lock (_lock)
@@ -74,6 +81,7 @@ internal sealed partial class TcpEndpointManager : IDisposable
             AddFrontend(options.Frontend, data);
 
             var next = new Dictionary<string, TcpPortEndpoint>(StringComparer.OrdinalIgnoreCase);
+            var tcpPorts = new HashSet<int>();
             foreach (var (clusterName, cluster) in options.Clusters)
             {
                 foreach (var (portName, port) in cluster.Ports)
@@ -84,6 +92,7 @@ internal sealed partial class TcpEndpointManager : IDisposable
                         continue;
                     }
                     var url = listen.ToKestrelUrl();
+                    tcpPorts.Add(listen.Port);
 
                     if (_endpoints.TryGetValue(name, out var current) && current.Url == url)
                     {
@@ -120,6 +129,8 @@ internal sealed partial class TcpEndpointManager : IDisposable
             }
 
             _endpoints = next;
+            // Before the reload: Kestrel asks IsTcpPort when it binds the new endpoints.
+            _tcpPorts = tcpPorts;
             _provider.Replace(data);
         }
     }
