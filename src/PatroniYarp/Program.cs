@@ -1,11 +1,16 @@
 using Microsoft.Extensions.Options;
 using PatroniYarp.Admin;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 using PatroniYarp.Patroni;
 using PatroniYarp.Routing;
 using PatroniYarp.Tcp;
 
 // Patroni cluster state → snapshot store → YARP config (one cluster per port) → TCP forwarding and HTTP checks.
+if (args is [HealthProbe.Option, ..])
+{
+    return await HealthProbe.RunAsync(args, Console.Out, Console.Error);
+}
 var cli = CommandLineArguments.Parse(args);
 if (cli.Error is not null)
 {
@@ -30,13 +35,16 @@ try
     builder.Services.AddPatroniDiscovery();
     builder.Services.AddPatroniRouting();
     builder.AddTcpProxy();
+    builder.AddPatroniYarpDiagnostics();
 
     var app = builder.Build();
 
     // Resolving the monitor loads and validates the configuration: an invalid file stops start-up here, by name.
     _ = app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>().CurrentValue;
 
+    app.MapDiagnostics();
     app.MapAdminApi();
+    app.MapStatusPage();
     app.MapReverseProxy();
     app.Run();
     return 0;

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 using PatroniYarp.Routing;
 using Polly;
 using Polly.Timeout;
@@ -26,19 +27,21 @@ internal sealed partial class TcpConnectionHandler
     private readonly IDestinationHealthUpdater _health;
     private readonly TcpLoadBalancer _balancer;
     private readonly SessionRegistry _registry;
+    private readonly ProxyMetrics _metrics;
     private readonly IOptionsMonitor<ProxyOptions> _options;
     private readonly IOptionsMonitor<TcpProxyOptions> _tcpOptions;
     private readonly ILogger<TcpConnectionHandler> _logger;
     private readonly ResiliencePipeline _connectPipeline;
 
     public TcpConnectionHandler(IProxyStateLookup state, IDestinationHealthUpdater health, TcpLoadBalancer balancer,
-        SessionRegistry registry, IOptionsMonitor<ProxyOptions> options, IOptionsMonitor<TcpProxyOptions> tcpOptions,
+        SessionRegistry registry, ProxyMetrics metrics, IOptionsMonitor<ProxyOptions> options, IOptionsMonitor<TcpProxyOptions> tcpOptions,
         ILogger<TcpConnectionHandler> logger)
     {
         _state = state;
         _health = health;
         _balancer = balancer;
         _registry = registry;
+        _metrics = metrics;
         _options = options;
         _tcpOptions = tcpOptions;
         _logger = logger;
@@ -162,6 +165,7 @@ internal sealed partial class TcpConnectionHandler
                     var period = _tcpOptions.CurrentValue.FailedDestinationReactivationPeriod;
                     _health.SetPassive(cluster, destination, DestinationHealth.Unhealthy, period);
                     Log.ConnectFailed(_logger, endpoint.ClusterId, MemberOf(destination), address, failure, period);
+                    _metrics.ConnectFailed(endpoint.ClusterName, endpoint.PortName, MemberOf(destination));
                 }
                 catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
                 {
