@@ -96,10 +96,7 @@ internal sealed partial class TopologyChangeLog(
         {
             return (ProxyMetrics.Reasons.MemberRemoved, "no longer in the cluster");
         }
-        if (!now.CanServe)
-        {
-            return (ProxyMetrics.Reasons.StateChange, $"state {now.State}");
-        }
+        // A role change comes first: a demoted leader is briefly stopped too, but it left because it stepped down.
         var role = PatroniProxyConfigProvider.RoleName(now.Role);
         if (!PortRolesExtensions.Parse(port.Roles).Includes(now.Role) || (now.IsLeader && !ReferenceEquals(now, after!.Leader)))
         {
@@ -107,6 +104,10 @@ internal sealed partial class TopologyChangeLog(
             return was is not null && was.Role != now.Role
                 ? (ProxyMetrics.Reasons.RoleChange, $"{PatroniProxyConfigProvider.RoleName(was.Role)} → {role}")
                 : (ProxyMetrics.Reasons.Reload, $"role {role} not wanted by the port");
+        }
+        if (!now.CanServe)
+        {
+            return (ProxyMetrics.Reasons.StateChange, $"state {now.State}");
         }
         if (now.NoLoadBalance && !now.IsLeader)
         {
