@@ -5,6 +5,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 using PatroniYarp.Configuration;
+using PatroniYarp.Patroni;
 
 namespace PatroniYarp.Diagnostics;
 
@@ -17,12 +18,24 @@ internal static class DiagnosticsHostingExtensions
     /// <summary>Health checks that say whether the process itself works (the liveness probe): not the clusters.</summary>
     public const string LiveTag = "live";
 
+    /// <summary>
+    /// The instruments and the topology change log, which the TCP proxy records into (it calls this itself). The state
+    /// store is the discovery's (AddPatroniDiscovery); added here only when absent, so the TCP proxy also runs alone.
+    /// </summary>
+    public static IServiceCollection AddProxyMetrics(this IServiceCollection services)
+    {
+        services.AddMetrics();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ClusterStateStore>();
+        services.TryAddSingleton<ProxyMetrics>();
+        services.TryAddSingleton<TopologyChangeLog>();
+        return services;
+    }
+
+    /// <summary>The Prometheus exporter and the health checks, on top of <see cref="AddProxyMetrics"/>.</summary>
     public static WebApplicationBuilder AddPatroniYarpDiagnostics(this WebApplicationBuilder builder)
     {
-        var services = builder.Services;
-        services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<ProxyMetrics>();
-        services.AddSingleton<TopologyChangeLog>();
+        var services = builder.Services.AddProxyMetrics();
         // System.Runtime: .NET's own CPU, memory, GC and thread pool instruments, next to ours.
         services.AddOpenTelemetry().WithMetrics(static metrics => metrics
             .AddMeter(ProxyMetrics.MeterName, "System.Runtime")

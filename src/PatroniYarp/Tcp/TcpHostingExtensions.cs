@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 using Yarp.ReverseProxy.Configuration;
 
 namespace PatroniYarp.Tcp;
@@ -22,6 +23,7 @@ internal static class TcpHostingExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<TcpProxyOptions>();
         services.TryAddSingleton<SessionRegistry>();
+        services.AddProxyMetrics();
         services.TryAddSingleton<TcpLoadBalancer>();
         services.TryAddSingleton<TcpConnectionHandler>();
         services.TryAddSingleton<TcpEndpointManager>();
