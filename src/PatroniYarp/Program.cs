@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using PatroniYarp.Admin;
 using PatroniYarp.Configuration;
 using PatroniYarp.Diagnostics;
+using PatroniYarp.HealthChecks;
 using PatroniYarp.Patroni;
 using PatroniYarp.Routing;
 using PatroniYarp.Tcp;
@@ -34,6 +35,7 @@ try
     }
     builder.Services.AddPatroniDiscovery();
     builder.Services.AddPatroniRouting();
+    builder.Services.AddPatroniHealthChecks();
     builder.AddTcpProxy();
     builder.AddPatroniYarpDiagnostics();
 
@@ -45,7 +47,14 @@ try
     app.MapDiagnostics();
     app.MapAdminApi();
     app.MapStatusPage();
-    app.MapReverseProxy();
+    app.MapReverseProxy(proxy =>
+    {
+        // The health-check routes are answered first; the rest is YARP's default pipeline.
+        proxy.UsePatroniHealthChecks();
+        proxy.UseSessionAffinity();
+        proxy.UseLoadBalancing();
+        proxy.UsePassiveHealthChecks();
+    });
     app.Run();
     return 0;
 }

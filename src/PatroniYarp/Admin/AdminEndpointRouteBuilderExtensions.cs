@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.HealthChecks;
 using PatroniYarp.Patroni;
 using PatroniYarp.Tcp;
 using Yarp.ReverseProxy;
@@ -15,10 +16,13 @@ internal static class AdminEndpointRouteBuilderExtensions
 {
     public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapGet("/", () => Results.Text("OK"));
-        endpoints.MapGet("/update_clusters", UpdateClustersAsync);
-        endpoints.MapGet("/clusters", GetClusters);
-        endpoints.MapGet("/connections", GetConnections);
+        // The patroniglue frontend serves the health checks only; there the admin API does not exist.
+        var admin = endpoints.MapGroup("").AddEndpointFilter(static (context, next) =>
+            FrontendListenerFeature.IsFrontend(context.HttpContext) ? ValueTask.FromResult<object?>(Results.NotFound()) : next(context));
+        admin.MapGet("/", () => Results.Text("OK"));
+        admin.MapGet("/update_clusters", UpdateClustersAsync);
+        admin.MapGet("/clusters", GetClusters);
+        admin.MapGet("/connections", GetConnections);
         return endpoints;
     }
 

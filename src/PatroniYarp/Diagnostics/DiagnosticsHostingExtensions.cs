@@ -11,7 +11,7 @@ namespace PatroniYarp.Diagnostics;
 
 /// <summary>
 /// Metrics (OpenTelemetry, scraped in Prometheus text at /metrics), process health checks (/healthz, /healthz/live)
-/// and the topology change log. Everything is served on the admin listener only.
+/// and the topology change log. /metrics and /ui are served on the admin listener only.
 /// </summary>
 internal static class DiagnosticsHostingExtensions
 {
@@ -51,12 +51,13 @@ internal static class DiagnosticsHostingExtensions
     {
         app.UseAdminListenerOnly();
         app.MapPrometheusScrapingEndpoint("/metrics").RequireAdminListener();
-        app.MapHealthChecks("/healthz", new HealthCheckOptions { ResponseWriter = WriteHealthJsonAsync }).RequireAdminListener();
+        // Process health on every HTTP listener: the patroniglue frontend may run without an admin listener.
+        app.MapHealthChecks("/healthz", new HealthCheckOptions { ResponseWriter = WriteHealthJsonAsync });
         app.MapHealthChecks("/healthz/live", new HealthCheckOptions
         {
             Predicate = static check => check.Tags.Contains(LiveTag),
             ResponseWriter = WriteHealthJsonAsync,
-        }).RequireAdminListener();
+        });
         return app;
     }
 

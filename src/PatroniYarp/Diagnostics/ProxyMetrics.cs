@@ -1,5 +1,8 @@
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Options;
+using PatroniYarp.Configuration;
 using PatroniYarp.Patroni;
+using PatroniYarp.Routing;
 using PatroniYarp.Tcp;
 
 namespace PatroniYarp.Diagnostics;
@@ -42,13 +45,13 @@ internal sealed class ProxyMetrics
     private readonly Histogram<double> _pollDuration;
     private readonly Counter<long> _pollFailures;
     private readonly Counter<long> _leaderChanges;
-    private readonly Counter<long> _healthCacheHits;
+    private readonly Counter<long> _healthRequests;
     private readonly Counter<long> _healthCacheMisses;
     private readonly Histogram<double> _healthBackendDuration;
-    private readonly UpDownCounter<long> _sessionsHeld;
     private readonly Histogram<double> _holdDuration;
 
-    public ProxyMetrics(IMeterFactory meterFactory, SessionRegistry sessions, ClusterStateStore store, TimeProvider time)
+    public ProxyMetrics(IMeterFactory meterFactory, SessionRegistry sessions, ClusterStateStore store, HeldSessions held,
+        IOptionsMonitor<ProxyOptions> options, TimeProvider time)
     {
         var meter = meterFactory.Create(MeterName);
 
@@ -76,16 +79,19 @@ internal sealed class ProxyMetrics
             "Failed GET /cluster calls per Patroni host (error, timeout or rejected answer).");
         _leaderChanges = meter.CreateCounter<long>("patroniyarp.leader.changes", "{change}",
             "Leader changes seen by the poller.");
-        _healthCacheHits = meter.CreateCounter<long>("patroniyarp.health_check.cache.hits", "{request}",
-            "Health-check requests answered from the response cache.");
+        // Hits are requests − misses: a request that joins a call already running is a hit, known only to the cache.
+        _healthRequests = meter.CreateCounter<long>("patroniyarp.health_check.requests", "{request}",
+            "Sidecar health-check requests, per check path.");
         _healthCacheMisses = meter.CreateCounter<long>("patroniyarp.health_check.cache.misses", "{request}",
-            "Health-check requests that went to the member's Patroni API.");
+            "Sidecar health-check answers not in the cache: calls to Patroni, per check path (hits = requests − misses).");
         _healthBackendDuration = meter.CreateHistogram("patroniyarp.health_check.backend.duration", "s",
-            "Duration of a health-check call to a member's Patroni API.", advice: SecondsAdvice);
-        _sessionsHeld = meter.CreateUpDownCounter<long>("patroniyarp.sessions.held", "{session}",
-            "Sessions waiting for an eligible member (e.g. a leader during a switchover).");
+            "Duration of a health-check call to Patroni, per check path and outcome (status code, timeout, error, stale).",
+            advice: SecondsAdvice);
+        meter.CreateObservableUpDownCounter("patroniyarp.sessions.held",
+            () => ObserveHeld(held, options.CurrentValue), "{session}",
+            "Sessions waiting for an eligible member (e.g. a leader during a switchover), per cluster and port.");
         _holdDuration = meter.CreateHistogram("patroniyarp.sessions.hold.duration", "s",
-            "How long held sessions waited, by outcome (forwarded, refused).", advice: HoldAdvice);
+            "How long held sessions waited, by outcome (forwarded, timed_out, client_gone).", advice: HoldAdvice);
     }
 
     public void ConnectFailed(string cluster, string port, string member) =>
@@ -115,28 +121,34 @@ internal sealed class ProxyMetrics
 
     public void LeaderChanged(string cluster) => _leaderChanges.Add(1, Tag("cluster", cluster));
 
-    /// <summary>Seam for the health-check API's response cache: one call per request it answers.</summary>
-    public void HealthCheckCacheLookup(string check, bool hit) =>
-        (hit ? _healthCacheHits : _healthCacheMisses).Add(1, Tag("check", check));
+    /// <summary>A sidecar health-check request, before the cache is asked.</summary>
+    public void HealthCheckRequested(string check) => _healthRequests.Add(1, Tag("check", check));
 
-    /// <summary>Seam for the health-check API: one call per request that reached a member's Patroni API.</summary>
-    public void HealthCheckBackendCalled(string member, TimeSpan duration, int statusCode) =>
-        _healthBackendDuration.Record(duration.TotalSeconds, Tag("member", member), Tag("status", statusCode));
-
-    /// <summary>Seam for sessions held during a switchover: call when a session starts waiting.</summary>
-    public void SessionHeld(string cluster, string port) => _sessionsHeld.Add(1, Tag("cluster", cluster), Tag("port", port));
-
-    /// <summary>Seam for held sessions: call once when the wait ends, forwarded or refused.</summary>
-    public void SessionHoldEnded(string cluster, string port, TimeSpan waited, bool forwarded)
+    /// <summary>The cache missed and Patroni was called; <paramref name="outcome"/> is its status code, timeout, error or stale.</summary>
+    public void HealthCheckBackendCalled(string check, TimeSpan duration, string outcome)
     {
-        _sessionsHeld.Add(-1, Tag("cluster", cluster), Tag("port", port));
-        _holdDuration.Record(waited.TotalSeconds, Tag("cluster", cluster), Tag("port", port),
-            Tag("outcome", forwarded ? "forwarded" : "refused"));
+        _healthCacheMisses.Add(1, Tag("check", check));
+        _healthBackendDuration.Record(duration.TotalSeconds, Tag("check", check), Tag("outcome", outcome));
     }
+
+    /// <summary>A held session stopped waiting: <paramref name="outcome"/> is forwarded, timed_out or client_gone.</summary>
+    public void SessionHoldEnded(string cluster, string port, TimeSpan waited, string outcome) =>
+        _holdDuration.Record(waited.TotalSeconds, Tag("cluster", cluster), Tag("port", port), Tag("outcome", outcome));
 
     private static IEnumerable<Measurement<long>> Observe(SessionRegistry sessions, Func<SessionTraffic, long> value) =>
         sessions.TrafficTotals().Select(entry => new Measurement<long>(value(entry.Value),
             Tag("cluster", entry.Key.Cluster), Tag("port", entry.Key.Port), Tag("member", entry.Key.Member)));
+
+    private static IEnumerable<Measurement<int>> ObserveHeld(HeldSessions held, ProxyOptions options)
+    {
+        foreach (var (cluster, clusterOptions) in options.Clusters)
+        {
+            foreach (var port in clusterOptions.Ports.Keys)
+            {
+                yield return new Measurement<int>(held.Waiting(ProxyClusterIds.ForPort(cluster, port)), Tag("cluster", cluster), Tag("port", port));
+            }
+        }
+    }
 
     private static IEnumerable<Measurement<double>> ObserveStaleness(ClusterStateStore store, TimeProvider time)
     {

@@ -9,7 +9,7 @@ namespace PatroniYarp.Patroni;
 /// Keeps <see cref="ClusterStateStore"/> current: one loop per configured cluster polls Patroni's /cluster every
 /// cluster_update_interval, and faster (<see cref="FastInterval"/>) while the cluster is unstable — no single leader,
 /// the leader just changed, or a poll was requested — until <see cref="CalmPollsToLeaveFastMode"/> polls in a row
-/// see the same leader. Follows configuration reloads: clusters are added and removed, clients rebuilt when hosts,
+/// see the same leader (and, after a request, for at least <see cref="RequestedFastPeriod"/>). Follows configuration reloads: clusters are added and removed, clients rebuilt when hosts,
 /// TLS or api_timeout change. Every poll takes a sequence number when it starts, so a slower older poll never
 /// replaces a newer one in the store.
 /// </summary>
@@ -26,6 +26,13 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
     /// hammered; Patroni's own leader election takes up to its ttl (30 s by default). A new event starts it again.
     /// </summary>
     internal static readonly TimeSpan FastModeLimit = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A requested poll keeps the cluster polled fast at least this long, even when the leader it sees looks calm: a
+    /// leader that refuses connections stays in /cluster until its shutdown ends and it releases the leader key, and
+    /// the held sessions waiting for its successor ask again before this runs out.
+    /// </summary>
+    internal static readonly TimeSpan RequestedFastPeriod = TimeSpan.FromSeconds(2);
 
     private readonly ClusterStateStore _store;
     private readonly IOptionsMonitor<ProxyOptions> _options;
@@ -180,6 +187,7 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
         private int _pollRequested;
         private int _calmPollsLeft;
         private DateTimeOffset _fastSince;
+        private DateTimeOffset _requestedUntil;
         private Task _run = Task.CompletedTask;
 
         public string Name => name;
@@ -288,6 +296,7 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
                 var wake = NewWake();
                 Volatile.Write(ref _wake, wake);
                 var requested = Interlocked.Exchange(ref _pollRequested, 0) == 1;
+                var started = owner._time.GetTimestamp();
                 try
                 {
                     await PollAsync(requested, cancellationToken).ConfigureAwait(false);
@@ -304,17 +313,26 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
 
                 using var delayCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 var delay = Task.Delay(NextDelay(), owner._time, delayCancellation.Token);
-                await Task.WhenAny(delay, wake.Task).ConfigureAwait(false);
+                var woken = await Task.WhenAny(delay, wake.Task).ConfigureAwait(false) == wake.Task;
                 await delayCancellation.CancelAsync().ConfigureAwait(false);
+
+                // Requests keep coming while sessions wait for a leader: they must not turn into back-to-back polls
+                // (a reload is applied at once).
+                var sinceStart = owner._time.GetElapsedTime(started);
+                if (woken && Volatile.Read(ref _pollRequested) == 1 && sinceStart < FastInterval)
+                {
+                    await Task.Delay(FastInterval - sinceStart, owner._time, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
 
         private TimeSpan NextDelay()
         {
             var period = Volatile.Read(ref _settings).Period;
+            var now = owner._time.GetUtcNow();
             lock (_modeGate)
             {
-                return _calmPollsLeft > 0 && FastInterval < period ? FastInterval : period;
+                return (_calmPollsLeft > 0 || now < _requestedUntil) && FastInterval < period ? FastInterval : period;
             }
         }
 
@@ -322,6 +340,10 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
         {
             lock (_modeGate)
             {
+                if (requested)
+                {
+                    _requestedUntil = now + RequestedFastPeriod;
+                }
                 if (requested || leaderChanged)
                 {
                     _fastSince = now;

@@ -1,15 +1,18 @@
+using System.Net.Security;
+using System.Security.Authentication;
 using Microsoft.AspNetCore.Server.Kestrel;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
 using PatroniYarp.Diagnostics;
+using PatroniYarp.HealthChecks;
 
 namespace PatroniYarp.Tcp;
 
 /// <summary>
-/// Keeps Kestrel's endpoints equal to the configuration: the admin API's HTTP endpoint and one raw TCP endpoint per
-/// configured port. Kestrel has no API to add endpoints at run time, but its configuration loader (with
+/// Keeps Kestrel's endpoints equal to the configuration: the admin API's HTTP endpoint, the patroniglue frontend's
+/// HTTP(S) endpoint and one raw TCP endpoint per configured port. Kestrel has no API to add endpoints at run time, but its configuration loader (with
 /// reloadOnChange) adds, removes and rebinds endpoints when its configuration changes; this class owns that
 /// configuration and registers, by endpoint name, the callback that ends each TCP endpoint's pipeline in the
 /// connection handler before it raises the reload.
@@ -17,6 +20,7 @@ namespace PatroniYarp.Tcp;
 internal sealed partial class TcpEndpointManager : IDisposable
 {
     public const string AdminEndpointName = "admin";
+    public const string FrontendEndpointName = "frontend";
 
     private readonly Lock _lock = new();
     private readonly KestrelEndpointConfigurationProvider _provider = new();
@@ -28,6 +32,7 @@ internal sealed partial class TcpEndpointManager : IDisposable
     private readonly IDisposable? _subscription;
     private Dictionary<string, TcpPortEndpoint> _endpoints = new(StringComparer.OrdinalIgnoreCase);
     private KestrelConfigurationLoader? _loader;
+    private volatile FrontendTls? _frontendTls;
 
     public TcpEndpointManager(IOptionsMonitor<ProxyOptions> options, SessionRegistry registry, TcpConnectionHandler handler,
         ProxyMetrics metrics, ILogger<TcpEndpointManager> logger)
@@ -51,6 +56,7 @@ internal sealed partial class TcpEndpointManager : IDisposable
         lock (_lock)
         {
             _loader = kestrel.Configure(_configuration, reloadOnChange: true);
+            _loader.Endpoint(FrontendEndpointName, ConfigureFrontend);
             foreach (var endpoint in _endpoints.Values)
             {
                 RegisterPipeline(_loader, endpoint);
@@ -64,10 +70,11 @@ internal sealed partial class TcpEndpointManager : IDisposable
         {
             var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
             // The validator has accepted every address by now; an unparsable one is skipped, not guessed.
-            if (ListenAddress.TryParse(options.EffectiveListenAddress, out var admin))
+            if (options.AdminListenerEnabled && ListenAddress.TryParse(options.EffectiveListenAddress, out var admin))
             {
                 data[UrlKey(AdminEndpointName)] = admin.ToKestrelUrl();
             }
+            AddFrontend(options.Frontend, data);
 
             var next = new Dictionary<string, TcpPortEndpoint>(StringComparer.OrdinalIgnoreCase);
             foreach (var (clusterName, cluster) in options.Clusters)
@@ -127,6 +134,57 @@ internal sealed partial class TcpEndpointManager : IDisposable
         loader.Endpoint(endpoint.EndpointName, configuration =>
             configuration.ListenOptions.Use(_ => connection => _handler.HandleAsync(connection, endpoint)));
     }
+
+    /// <summary>
+    /// patroniglue's frontend: the health checks over HTTP, or HTTPS when certfile and keyfile are set (Kestrel loads
+    /// the PEM files and rebinds when they or the address change).
+    /// </summary>
+    private void AddFrontend(FrontendOptions? frontend, Dictionary<string, string?> data)
+    {
+        if (frontend is null || !ListenAddress.TryParse(frontend.ListenText, out var listen))
+        {
+            _frontendTls = null;
+            return;
+        }
+        if (!frontend.IsHttps)
+        {
+            data[UrlKey(FrontendEndpointName)] = listen.ToKestrelUrl();
+            _frontendTls = null;
+            return;
+        }
+        data[UrlKey(FrontendEndpointName)] = $"https://{listen}";
+        data[$"Endpoints:{FrontendEndpointName}:Certificate:Path"] = frontend.CertFile;
+        data[$"Endpoints:{FrontendEndpointName}:Certificate:KeyPath"] = frontend.KeyFile;
+        SslProtocols? minVersion = frontend.TlsMinVersion is { } min && PatroniGlueTls.TryParseMinVersion(min, out var parsed, out _) ? parsed : null;
+        var suites = PatroniGlueTls.ParseCiphers(frontend.TlsCiphers, out _);
+        // The validator refuses tls-ciphers where .NET cannot restrict them (Windows).
+        var ciphers = suites.Count > 0 && !OperatingSystem.IsWindows() ? new CipherSuitesPolicy(suites) : null;
+        _frontendTls = new FrontendTls(PatroniGlueTls.EffectiveProtocols(minVersion, suites), ciphers);
+    }
+
+    private void ConfigureFrontend(EndpointConfiguration endpoint)
+    {
+        // Tells the HTTP layer which listener a request came through: the admin API is not served on this one.
+        endpoint.ListenOptions.Use(next => connection =>
+        {
+            connection.Features.Set(FrontendListenerFeature.Instance);
+            return next(connection);
+        });
+        if (endpoint.IsHttps)
+        {
+            // Read at each handshake, so a reload of tls-min-version or tls-ciphers applies to the next connection.
+            endpoint.HttpsOptions.OnAuthenticate = (_, ssl) =>
+            {
+                if (_frontendTls is { } tls)
+                {
+                    ssl.EnabledSslProtocols = tls.Protocols ?? ssl.EnabledSslProtocols;
+                    ssl.CipherSuitesPolicy = tls.Ciphers ?? ssl.CipherSuitesPolicy;
+                }
+            };
+        }
+    }
+
+    private sealed record FrontendTls(SslProtocols? Protocols, CipherSuitesPolicy? Ciphers);
 
     private static string UrlKey(string endpointName) => $"Endpoints:{endpointName}:Url";
 

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
 using PatroniYarp.Diagnostics;
 using Yarp.ReverseProxy.Configuration;
+using Yarp.ReverseProxy.Health;
 
 namespace PatroniYarp.Tcp;
 
@@ -15,7 +16,8 @@ internal static class TcpHostingExtensions
     /// <summary>
     /// The TCP proxy: Kestrel endpoints from the configuration (admin API and one raw TCP endpoint per port, following
     /// reloads), the connection handler, balancer, session registry, the YARP change listener that closes sessions to
-    /// members no longer eligible, and the SIGTERM drain. Expects YARP (AddReverseProxy) and ProxyOptions registered.
+    /// members no longer eligible, held sessions, and the SIGTERM drain. Expects YARP (AddReverseProxy), ProxyOptions and
+    /// an IClusterRefresher (AddPatroniDiscovery) registered.
     /// </summary>
     public static WebApplicationBuilder AddTcpProxy(this WebApplicationBuilder builder)
     {
@@ -28,6 +30,7 @@ internal static class TcpHostingExtensions
         services.TryAddSingleton<TcpConnectionHandler>();
         services.TryAddSingleton<TcpEndpointManager>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigChangeListener, TcpSessionReaper>());
+        AddHeldSessions(services);
         services.AddHostedService<TcpDrainService>();
 
         // Runs after the web host's own Kestrel setup, so this loader replaces the default "Kestrel" section loader.
@@ -37,5 +40,23 @@ internal static class TcpHostingExtensions
             .Configure<IOptionsMonitor<ProxyOptions>>(static (host, proxy) =>
                 host.ShutdownTimeout = proxy.CurrentValue.DrainPeriod + ShutdownMargin);
         return builder;
+    }
+
+    /// <summary>
+    /// Held sessions wake when YARP applies a configuration (a listener) and whenever it recomputes a port's available
+    /// destinations, passive-health reactivations included (a decorator of YARP's destinations updater).
+    /// </summary>
+    private static void AddHeldSessions(IServiceCollection services)
+    {
+        if (services.Any(static d => d.ServiceType == typeof(HeldSessions)))
+        {
+            return;
+        }
+        var yarpUpdater = services.LastOrDefault(static d => d.ServiceType == typeof(IClusterDestinationsUpdater))?.ImplementationType
+            ?? throw new InvalidOperationException("AddTcpProxy needs YARP's services (AddReverseProxy) registered first.");
+        services.AddSingleton<HeldSessions>();
+        services.AddSingleton<IConfigChangeListener>(static sp => sp.GetRequiredService<HeldSessions>());
+        services.Replace(ServiceDescriptor.Singleton<IClusterDestinationsUpdater>(sp => new SignalingClusterDestinationsUpdater(
+            (IClusterDestinationsUpdater)ActivatorUtilities.CreateInstance(sp, yarpUpdater), sp.GetRequiredService<HeldSessions>())));
     }
 }
