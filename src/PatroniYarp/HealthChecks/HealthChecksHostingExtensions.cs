@@ -8,7 +8,7 @@ internal static class HealthChecksHostingExtensions
 {
     /// <summary>
     /// The health-check API: its YARP routes, the sidecar answer cache (HybridCache) and its sweeper, and the ASP.NET
-    /// health checks behind /healthz (PatroniYarp's own process health). Expects YARP and ProxyOptions registered.
+    /// health checks behind /healthz (mapped by Diagnostics.MapDiagnostics). Expects YARP and ProxyOptions registered.
     /// </summary>
     public static IServiceCollection AddPatroniHealthChecks(this IServiceCollection services)
     {
@@ -26,12 +26,5 @@ internal static class HealthChecksHostingExtensions
     {
         proxy.UseMiddleware<HealthCheckMiddleware>();
         return proxy;
-    }
-
-    /// <summary>/healthz: PatroniYarp's own health, distinct from Patroni's /health (a proxied check).</summary>
-    public static IEndpointRouteBuilder MapProcessHealth(this IEndpointRouteBuilder endpoints)
-    {
-        endpoints.MapHealthChecks("/healthz");
-        return endpoints;
     }
 }

@@ -1,9 +1,11 @@
+using System.Globalization;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Caching.Hybrid;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.Timeout;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Model;
 
@@ -29,12 +31,14 @@ internal sealed partial class SidecarCheckClient
     private readonly IOptionsMonitor<ProxyOptions> _options;
     private readonly TimeProvider _time;
     private readonly ILogger<SidecarCheckClient> _logger;
+    private readonly ProxyMetrics _metrics;
     private readonly ConcurrentDictionary<string, LastGood> _lastGood = new(StringComparer.Ordinal);
     private volatile TimeoutPipeline? _timeout;
 
     public SidecarCheckClient(HybridCache cache, IHttpForwarder forwarder, IOptionsMonitor<ProxyOptions> options, TimeProvider time,
-        ILogger<SidecarCheckClient> logger)
+        ProxyMetrics metrics, ILogger<SidecarCheckClient> logger)
     {
+        _metrics = metrics;
         _cache = cache;
         _forwarder = forwarder;
         _options = options;
@@ -57,7 +61,8 @@ internal sealed partial class SidecarCheckClient
         var entry = options.Cache.Ttl > 0
             ? new HybridCacheEntryOptions { Expiration = options.Cache.TtlPeriod, LocalCacheExpiration = options.Cache.TtlPeriod }
             : NoStore;
-        return _cache.GetOrCreateAsync(key, request, static (call, token) => call.Client.FetchAsync(call, token), entry,
+        _metrics.HealthCheckRequested(request.Path);
+        return _cache.GetOrCreateAsync(key, request, static (call, token) => call.Client.FetchMeasuredAsync(call, token), entry,
             cancellationToken: context.RequestAborted);
     }
 
@@ -73,6 +78,15 @@ internal sealed partial class SidecarCheckClient
                 _lastGood.TryRemove(new KeyValuePair<string, LastGood>(key, last));
             }
         }
+    }
+
+    /// <summary>A cache miss: the one call to Patroni that the cache makes for this key, timed.</summary>
+    private async ValueTask<CheckAnswer> FetchMeasuredAsync(BackendCall call, CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        var answer = await FetchAsync(call, cancellationToken);
+        _metrics.HealthCheckBackendCalled(call.Path, _time.GetElapsedTime(started), answer.BackendState ?? answer.Status.ToString(CultureInfo.InvariantCulture));
+        return answer;
     }
 
     private async ValueTask<CheckAnswer> FetchAsync(BackendCall call, CancellationToken cancellationToken)

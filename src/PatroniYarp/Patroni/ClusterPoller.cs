@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 
 namespace PatroniYarp.Patroni;
 
@@ -38,6 +39,7 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
     private readonly TimeProvider _time;
     private readonly ILogger<ClusterPoller> _logger;
     private readonly ILogger<PatroniApiClient> _clientLogger;
+    private readonly ProxyMetrics? _metrics;
     private readonly Lock _gate = new();
     private readonly Dictionary<string, ClusterLoop> _loops = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
@@ -49,13 +51,15 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
         IOptionsMonitor<ProxyOptions> options,
         TimeProvider time,
         ILogger<ClusterPoller> logger,
-        ILogger<PatroniApiClient> clientLogger)
+        ILogger<PatroniApiClient> clientLogger,
+        ProxyMetrics? metrics = null)
     {
         _store = store;
         _options = options;
         _time = time;
         _logger = logger;
         _clientLogger = clientLogger;
+        _metrics = metrics;
     }
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -272,6 +276,7 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
             if (previous?.Snapshot is not null && oldLeader != newLeader)
             {
                 Log.LeaderChanged(owner._logger, Name, oldLeader ?? "(none)", newLeader ?? "(none)");
+                owner._metrics?.LeaderChanged(Name);
             }
             if (previous is { IsStale: true, LastError: not null })
             {
@@ -362,7 +367,8 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
         {
             try
             {
-                var client = new PatroniApiClient(Name, cluster, options.ApiTimeoutPeriod, owner._time, owner._clientLogger);
+                var client = new PatroniApiClient(Name, cluster, options.ApiTimeoutPeriod, owner._time, owner._clientLogger,
+                    metrics: owner._metrics);
                 return new LoopSettings(options.ClusterUpdatePeriod, client, null);
             }
             catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)

@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 using Polly;
 using Polly.Retry;
 
@@ -37,6 +38,7 @@ internal sealed partial class PatroniApiClient : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly int _maxBodyBytes;
+    private readonly ProxyMetrics? _metrics;
     private readonly Lock _gate = new();
     private ImmutableArray<string> _order;
     private int _inFlight;
@@ -50,7 +52,8 @@ internal sealed partial class PatroniApiClient : IDisposable
         TimeSpan apiTimeout,
         TimeProvider time,
         ILogger<PatroniApiClient> logger,
-        int maxBodyBytes = ClusterJsonParser.DefaultMaxBytes)
+        int maxBodyBytes = ClusterJsonParser.DefaultMaxBytes,
+        ProxyMetrics? metrics = null)
     {
         if (options.Hosts.Count == 0)
         {
@@ -63,6 +66,7 @@ internal sealed partial class PatroniApiClient : IDisposable
         _time = time;
         _logger = logger;
         _maxBodyBytes = maxBodyBytes;
+        _metrics = metrics;
         _order = [.. options.Hosts];
         _http = CreateHttpClient(options.Tls, apiTimeout);
         _pipeline = CreatePipeline(options.Hosts.Count, apiTimeout, time);
@@ -156,6 +160,7 @@ internal sealed partial class PatroniApiClient : IDisposable
             var answer = await FetchAsync(host, context.CancellationToken).ConfigureAwait(false);
             if (answer.Answer is { IsSuccess: true })
             {
+                _metrics?.PatroniPolled(_cluster, host, _time.GetElapsedTime(started), succeeded: true);
                 Reorder(host, answered: true);
                 return Outcome.FromResult(answer);
             }
@@ -163,6 +168,7 @@ internal sealed partial class PatroniApiClient : IDisposable
             {
                 // A broken answer is a failure of this host: the next one may answer well.
                 Log.AnswerRejected(_logger, _cluster, host, rejected);
+                _metrics?.PatroniPolled(_cluster, host, _time.GetElapsedTime(started), succeeded: false);
                 return Failed(host, $"answer rejected: {rejected}", state);
             }
             reason = answer.Failure!;
@@ -177,6 +183,7 @@ internal sealed partial class PatroniApiClient : IDisposable
             reason = ex.InnerException is { } inner ? $"{ex.Message} ({inner.Message})" : ex.Message;
         }
         Log.HostFailed(_logger, _cluster, host, reason, _time.GetElapsedTime(started).TotalMilliseconds);
+        _metrics?.PatroniPolled(_cluster, host, _time.GetElapsedTime(started), succeeded: false);
         return Failed(host, reason, state);
     }
 

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 using ClusterPoller = PatroniYarp.Patroni.ClusterPoller;
 using IClusterRefresher = PatroniYarp.Patroni.IClusterRefresher;
 using PatroniYarp.Routing;
@@ -36,15 +37,17 @@ internal sealed partial class TcpConnectionHandler
     private readonly IOptionsMonitor<TcpProxyOptions> _tcpOptions;
     private readonly ILogger<TcpConnectionHandler> _logger;
     private readonly HeldSessions _held;
+    private readonly ProxyMetrics _metrics;
     private readonly IClusterRefresher _refresher;
     private readonly TimeProvider _time;
     private readonly ResiliencePipeline _connectPipeline;
 
     public TcpConnectionHandler(IProxyStateLookup state, IDestinationHealthUpdater health, TcpLoadBalancer balancer,
         SessionRegistry registry, IOptionsMonitor<ProxyOptions> options, IOptionsMonitor<TcpProxyOptions> tcpOptions,
-        HeldSessions held, IClusterRefresher refresher, TimeProvider time, ILogger<TcpConnectionHandler> logger)
+        HeldSessions held, IClusterRefresher refresher, TimeProvider time, ProxyMetrics metrics, ILogger<TcpConnectionHandler> logger)
     {
         _held = held;
+        _metrics = metrics;
         _refresher = refresher;
         _time = time;
         _state = state;
@@ -197,9 +200,11 @@ internal sealed partial class TcpConnectionHandler
                         continue;
                     case HoldOutcome.ClientGone:
                         Log.HeldClientGone(_logger, endpoint.ClusterId, connection.RemoteEndPoint);
+                        _metrics.SessionHoldEnded(endpoint.ClusterName, endpoint.PortName, _time.GetUtcNow() - held.Started, "client_gone");
                         return null;
                     case HoldOutcome.TimedOut:
                         Log.HoldTimedOut(_logger, endpoint.ClusterId, connection.RemoteEndPoint, port.LeaderWaitTimeout, reason);
+                        _metrics.SessionHoldEnded(endpoint.ClusterName, endpoint.PortName, _time.GetUtcNow() - held.Started, "timed_out");
                         return null;
                 }
                 if (endpoint.IsRetired || FindPort(endpoint) is null)
@@ -240,6 +245,7 @@ internal sealed partial class TcpConnectionHandler
         }
         Log.HeldSessionForwarded(_logger, endpoint.ClusterId, connection.RemoteEndPoint,
             (_time.GetUtcNow() - held.Started).TotalMilliseconds);
+        _metrics.SessionHoldEnded(endpoint.ClusterName, endpoint.PortName, _time.GetUtcNow() - held.Started, "forwarded");
         return (socket, pick.Destination, sent);
     }
 
@@ -279,6 +285,7 @@ internal sealed partial class TcpConnectionHandler
             var period = _tcpOptions.CurrentValue.FailedDestinationReactivationPeriod;
             _health.SetPassive(cluster, destination, DestinationHealth.Unhealthy, period);
             Log.ConnectFailed(_logger, endpoint.ClusterId, MemberOf(destination), address, failure, period);
+            _metrics.ConnectFailed(endpoint.ClusterName, endpoint.PortName, MemberOf(destination));
             if (IsLeader(destination))
             {
                 // The leader may be gone (switchover, failover): ask Patroni now rather than at the next interval.

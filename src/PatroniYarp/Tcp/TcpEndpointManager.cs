@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 using PatroniYarp.HealthChecks;
 
 namespace PatroniYarp.Tcp;
@@ -25,6 +26,7 @@ internal sealed partial class TcpEndpointManager : IDisposable
     private readonly KestrelEndpointConfigurationProvider _provider = new();
     private readonly IConfigurationRoot _configuration;
     private readonly SessionRegistry _registry;
+    private readonly ProxyMetrics _metrics;
     private readonly TcpConnectionHandler _handler;
     private readonly ILogger<TcpEndpointManager> _logger;
     private readonly IDisposable? _subscription;
@@ -34,9 +36,10 @@ internal sealed partial class TcpEndpointManager : IDisposable
     private volatile FrontendTls? _frontendTls;
 
     public TcpEndpointManager(IOptionsMonitor<ProxyOptions> options, SessionRegistry registry, TcpConnectionHandler handler,
-        ILogger<TcpEndpointManager> logger)
+        ProxyMetrics metrics, ILogger<TcpEndpointManager> logger)
     {
         _registry = registry;
+        _metrics = metrics;
         _handler = handler;
         _logger = logger;
         _configuration = new ConfigurationRoot([_provider]);
@@ -124,6 +127,7 @@ internal sealed partial class TcpEndpointManager : IDisposable
                 // connection the old listener still accepts before Kestrel stops it.
                 old.Retire();
                 var reason = next.ContainsKey(name) ? "port rebound to a new listen address" : SessionRegistry.ReasonPortRemoved;
+                _metrics.SessionsClosed(_registry.OpenSessions().Where(s => ReferenceEquals(s.Endpoint, old)), ProxyMetrics.Reasons.Reload);
                 var closed = _registry.CloseEndpointSessions(old, reason);
                 Log.PortStopped(_logger, old.ClusterId, old.Url, reason, closed);
             }

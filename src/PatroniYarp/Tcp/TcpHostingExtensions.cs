@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Health;
 
@@ -36,6 +37,7 @@ internal static class TcpHostingExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<TcpProxyOptions>();
         services.TryAddSingleton<SessionRegistry>();
+        services.AddProxyMetrics();
         services.TryAddSingleton<TcpLoadBalancer>();
         services.TryAddSingleton<TcpConnectionHandler>();
         services.TryAddSingleton<TcpEndpointManager>();
