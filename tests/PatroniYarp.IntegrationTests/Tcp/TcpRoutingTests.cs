@@ -94,11 +94,19 @@ public sealed class TcpRoutingTests(RealClusterFixture fixture) : IAsyncLifetime
         {
             await _cluster.WalReceiverStopAsync(lagging);
             // Patroni 3.0 counts lag from received WAL: with the walreceiver stopped, writes on the leader make it grow.
+            // Patroni reports each member's position once per loop, so a healthy replica also shows, for a moment,
+            // the WAL written since its last report. Writing a quarter of the limit per round, and only after
+            // Patroni has reported the previous round, keeps that moment under the limit: only the stopped one leaves.
+            await using var leader = await Pg.OpenAsync(PatroniClusterScript.PortOf(_leader));
+            var start = await CurrentWalLsnAsync(leader);
             await Eventually.UntilAsync(async () =>
             {
-                await WriteWalOnLeaderAsync();
+                var written = await WriteWalAsync(leader, start);
+                await Eventually.UntilAsync(
+                    async () => await ReportedLagAsync(lagging) >= written,
+                    TimeSpan.FromSeconds(20), $"Patroni to report {lagging}'s lag");
                 return !(await ProxyState.DestinationsAsync(_proxy, "replicas")).Contains(lagging);
-            }, TimeSpan.FromSeconds(60), $"{lagging} to leave the lag-limited port");
+            }, TimeSpan.FromSeconds(90), $"{lagging} to leave the lag-limited port");
 
             await AssertOnlyOtherReplicaServesAsync(toLagging, toOther, other);
         }
@@ -201,16 +209,33 @@ public sealed class TcpRoutingTests(RealClusterFixture fixture) : IAsyncLifetime
         Assert.Equal(PatroniClusterScript.PortOf(other), (await Pg.WhereAsync(_replicasPort)).ServerPort);
     }
 
-    private async Task WriteWalOnLeaderAsync()
+    private static async Task<string> CurrentWalLsnAsync(NpgsqlConnection leader)
     {
-        await using var leader = await Pg.OpenAsync(PatroniClusterScript.PortOf(_leader));
+        await using var command = new NpgsqlCommand("select pg_current_wal_lsn()::text", leader);
+        return (string)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Writes about 256 KiB of WAL on the leader; returns the bytes of WAL written since <paramref name="start"/>.</summary>
+    private static async Task<long> WriteWalAsync(NpgsqlConnection leader, string start)
+    {
         // Local commit: with synchronous mode on, a stopped sync standby would otherwise block the write.
         await using var command = new NpgsqlCommand("""
             set synchronous_commit = local;
             create table if not exists lag_filler (x text);
-            insert into lag_filler select repeat('x', 1000) from generate_series(1, 2000);
+            insert into lag_filler select repeat('x', 1000) from generate_series(1, 200);
             truncate lag_filler;
+            select pg_wal_lsn_diff(pg_current_wal_lsn(), @start::pg_lsn)::bigint;
             """, leader);
-        await command.ExecuteNonQueryAsync();
+        command.Parameters.AddWithValue("start", start);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>The lag Patroni reports for <paramref name="member"/> (through PatroniYarp's /clusters); 0 when unknown.</summary>
+    private async Task<long> ReportedLagAsync(string member)
+    {
+        var json = await _proxy.GetJsonAsync("/clusters");
+        var entry = json.GetProperty("clusters").GetProperty("demo").GetProperty("members").EnumerateArray()
+            .First(m => m.GetProperty("name").GetString() == member);
+        return entry.GetProperty("lag").ValueKind == System.Text.Json.JsonValueKind.Number ? entry.GetProperty("lag").GetInt64() : 0;
     }
 }
