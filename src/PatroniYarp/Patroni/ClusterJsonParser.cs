@@ -37,7 +37,15 @@ internal static class ClusterJsonParser
 
     /// <summary>Reads and parses a body without ever holding more than <paramref name="maxBytes"/> + 1 bytes of it.</summary>
     /// <exception cref="OperationCanceledException">Only when <paramref name="cancellationToken"/> fires.</exception>
-    public static async Task<ClusterParseResult> ReadAsync(Stream body, int maxBytes, CancellationToken cancellationToken)
+    public static Task<ClusterParseResult> ReadAsync(Stream body, int maxBytes, CancellationToken cancellationToken) =>
+        ReadBoundedAsync(body, maxBytes, static (json, max) => Parse(json, max), TooLarge(maxBytes), cancellationToken);
+
+    /// <summary>
+    /// Reads a whole body (Patroni sends no Content-Length: it closes the connection) into a pooled buffer and parses it,
+    /// never holding more than <paramref name="maxBytes"/> + 1 bytes; a longer body gives <paramref name="tooLarge"/>.
+    /// </summary>
+    internal static async Task<T> ReadBoundedAsync<T>(Stream body, int maxBytes, Func<ReadOnlyMemory<byte>, int, T> parse, T tooLarge,
+        CancellationToken cancellationToken)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(maxBytes + 1, ReadChunkBytes));
         try
@@ -62,10 +70,10 @@ internal static class ClusterJsonParser
                 length += read;
                 if (length > maxBytes)
                 {
-                    return TooLarge(maxBytes);
+                    return tooLarge;
                 }
             }
-            return Parse(buffer.AsMemory(0, length), maxBytes);
+            return parse(buffer.AsMemory(0, length), maxBytes);
         }
         finally
         {

@@ -9,7 +9,10 @@ namespace PatroniYarp.Patroni;
 /// Keeps <see cref="ClusterStateStore"/> current: one loop per configured cluster polls Patroni's /cluster every
 /// cluster_update_interval, and faster (<see cref="FastInterval"/>) while the cluster is unstable — no single leader,
 /// the leader just changed, or a poll was requested — until <see cref="CalmPollsToLeaveFastMode"/> polls in a row
-/// see the same leader (and, after a request, for at least <see cref="RequestedFastPeriod"/>). Follows configuration reloads: clusters are added and removed, clients rebuilt when hosts,
+/// see the same confirmed leader (and, after a request, for at least <see cref="RequestedFastPeriod"/>). A leader that
+/// /cluster names anew is confirmed with its own API (<see cref="PatroniApiClient.ConfirmPrimaryAsync"/>) beside the
+/// polls — a frozen member API never delays them — before leader ports use it (<see cref="ClusterSnapshot.LeaderConfirmed"/>);
+/// each fast poll asks again until it is. Follows configuration reloads: clusters are added and removed, clients rebuilt when hosts,
 /// TLS or api_timeout change. Every poll takes a sequence number when it starts, so a slower older poll never
 /// replaces a newer one in the store.
 /// </summary>
@@ -33,6 +36,9 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
     /// the held sessions waiting for its successor ask again before this runs out.
     /// </summary>
     internal static readonly TimeSpan RequestedFastPeriod = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a poll waits for the confirmation of a new leader before it goes on (the check goes on beside).</summary>
+    internal static readonly TimeSpan ConfirmationWait = TimeSpan.FromMilliseconds(100);
 
     private readonly ClusterStateStore _store;
     private readonly IOptionsMonitor<ProxyOptions> _options;
@@ -189,13 +195,16 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
         private DateTimeOffset _fastSince;
         private DateTimeOffset _requestedUntil;
         private Task _run = Task.CompletedTask;
+        private CancellationToken _running;
+        private (string Member, long Since, Task Task)? _confirming;
+        private (string Member, long Since)? _warnedUnconfirmable;
 
         public string Name => name;
 
         public void Start(CancellationToken stopping)
         {
-            var token = CancellationTokenSource.CreateLinkedTokenSource(stopping, _cancellation.Token).Token;
-            _run = Task.Run(() => RunAsync(token), CancellationToken.None);
+            _running = CancellationTokenSource.CreateLinkedTokenSource(stopping, _cancellation.Token).Token;
+            _run = Task.Run(() => RunAsync(_running), CancellationToken.None);
         }
 
         public async Task StopAsync()
@@ -282,10 +291,96 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
             {
                 Log.ClusterRecovered(owner._logger, Name, result.Source);
             }
-            // The first answer counts as a change only when it has no leader: then the leader is still to be learnt.
-            var leaderChanged = previous?.Snapshot is null ? newLeader is null : oldLeader != newLeader;
-            UpdateMode(requested, leaderChanged, stable: newLeader is not null, now);
+            var confirmed = await ConfirmLeaderAsync(settings).ConfigureAwait(false);
+            // The first answer counts as a change only when its leader is still to be learnt or confirmed.
+            var leaderChanged = previous?.Snapshot is null ? newLeader is null || !confirmed : oldLeader != newLeader;
+            // Unconfirmed, the leader ports hold their sessions: stay fast until it is confirmed.
+            UpdateMode(requested, leaderChanged, stable: newLeader is not null && confirmed, now);
             return null;
+        }
+
+        /// <summary>
+        /// True when the stored snapshot has no leader or a confirmed one. Otherwise asks the leader's own API (unless
+        /// that is already being asked) and waits for the answer at most <see cref="ConfirmationWait"/>: the answer
+        /// usually comes in a few milliseconds, and a frozen member API must not hold up the polls of /cluster.
+        /// </summary>
+        private async Task<bool> ConfirmLeaderAsync(LoopSettings settings)
+        {
+            var stored = owner._store.Clusters.GetValueOrDefault(Name)?.Snapshot;
+            if (stored is { LeaderConfirmed: true } || stored?.Leader is not { } leader || settings.Client is not { } client)
+            {
+                return stored?.Leader is null || stored.LeaderConfirmed;
+            }
+            Task confirmation;
+            lock (_modeGate)
+            {
+                if (_confirming is not { } running || running.Member != leader.Name || running.Since != stored.LeaderSince)
+                {
+                    _confirming = (leader.Name, stored.LeaderSince, ConfirmAsync(client, leader, stored.LeaderSince));
+                }
+                confirmation = _confirming.Value.Task;
+            }
+            try
+            {
+                await confirmation.WaitAsync(ConfirmationWait, owner._time).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Still running: it confirms the store when it answers.
+            }
+            return owner._store.Clusters.GetValueOrDefault(Name)?.Snapshot is { LeaderConfirmed: true };
+        }
+
+        private async Task ConfirmAsync(PatroniApiClient client, PatroniMember leader, long since)
+        {
+            try
+            {
+                var started = owner._time.GetTimestamp();
+                var answer = await client.ConfirmPrimaryAsync(leader.ApiUrl, _running).ConfigureAwait(false);
+                if (!answer.Confirmed)
+                {
+                    // Normal for ~100 ms while a new leader is promoted; a member whose API cannot be used is said once.
+                    if (leader.ApiUrl is null || !Uri.TryCreate(leader.ApiUrl, UriKind.Absolute, out _))
+                    {
+                        lock (_modeGate)
+                        {
+                            if (_warnedUnconfirmable == (leader.Name, since))
+                            {
+                                return;
+                            }
+                            _warnedUnconfirmable = (leader.Name, since);
+                        }
+                        Log.LeaderUnconfirmable(owner._logger, Name, leader.Name, answer.Detail);
+                    }
+                    else
+                    {
+                        Log.LeaderNotConfirmed(owner._logger, Name, leader.Name, answer.Detail);
+                    }
+                }
+                else if (owner._store.ConfirmLeader(Name, leader.Name, since))
+                {
+                    Log.LeaderConfirmed(owner._logger, Name, leader.Name, owner._time.GetElapsedTime(started).TotalMilliseconds, answer.Detail);
+                }
+            }
+            catch (OperationCanceledException) when (_running.IsCancellationRequested)
+            {
+            }
+            catch (Exception ex)
+            {
+                Log.PollCrashed(owner._logger, Name, ex);
+            }
+            finally
+            {
+                // Yield first: when the answer came at once, the caller must have stored this task before it is cleared.
+                await Task.Yield();
+                lock (_modeGate)
+                {
+                    if (_confirming is { } running && running.Member == leader.Name && running.Since == since)
+                    {
+                        _confirming = null;
+                    }
+                }
+            }
         }
 
         private async Task RunAsync(CancellationToken cancellationToken)
@@ -403,5 +498,17 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
 
         [LoggerMessage(EventId = 14, Level = LogLevel.Error, Message = "Cluster '{Cluster}': a poll failed unexpectedly")]
         public static partial void PollCrashed(ILogger logger, string cluster, Exception exception);
+
+        [LoggerMessage(EventId = 15, Level = LogLevel.Information,
+            Message = "Cluster '{Cluster}': leader {Leader} confirmed by its own API in {ElapsedMs:0} ms ({Detail}); leader ports use it")]
+        public static partial void LeaderConfirmed(ILogger logger, string cluster, string leader, double elapsedMs, string detail);
+
+        [LoggerMessage(EventId = 16, Level = LogLevel.Debug,
+            Message = "Cluster '{Cluster}': leader {Leader} not confirmed yet ({Detail}); leader ports hold their sessions")]
+        public static partial void LeaderNotConfirmed(ILogger logger, string cluster, string leader, string detail);
+
+        [LoggerMessage(EventId = 17, Level = LogLevel.Warning,
+            Message = "Cluster '{Cluster}': leader {Leader} cannot be confirmed ({Detail}); leader ports get no destination until Patroni reports an api_url")]
+        public static partial void LeaderUnconfirmable(ILogger logger, string cluster, string leader, string detail);
     }
 }

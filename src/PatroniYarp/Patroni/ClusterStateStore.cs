@@ -36,7 +36,11 @@ internal sealed class ClusterStateStore
         });
     }
 
-    /// <summary>Stores a good poll's snapshot unless a later-started poll already stored one. True when stored.</summary>
+    /// <summary>
+    /// Stores a good poll's snapshot unless a later-started poll already stored one. True when stored. When the stored
+    /// snapshot names the same leader, its confirmation carries over (atomically: a confirmation landing meanwhile is
+    /// not lost, so a confirmed leader never flaps out of its ports).
+    /// </summary>
     public bool TryApply(string cluster, ClusterSnapshot snapshot)
     {
         var applied = false;
@@ -48,9 +52,15 @@ internal sealed class ClusterStateStore
                 return current;
             }
             applied = true;
+            var previous = state.Snapshot;
+            var sameLeader = snapshot.Leader?.Name is { } leader && previous?.Leader?.Name == leader;
             return current.SetItem(cluster, state with
             {
-                Snapshot = snapshot,
+                Snapshot = snapshot with
+                {
+                    LeaderSince = sameLeader ? previous!.LeaderSince : snapshot.Sequence,
+                    LeaderConfirmed = snapshot.LeaderConfirmed || (sameLeader && previous!.LeaderConfirmed),
+                },
                 LastGoodPoll = snapshot.PolledAt,
                 IsStale = false,
                 LastError = null,
@@ -58,6 +68,29 @@ internal sealed class ClusterStateStore
             });
         });
         return applied;
+    }
+
+    /// <summary>
+    /// Marks the leader confirmed, when the stored snapshot still names <paramref name="member"/> in the same run of
+    /// snapshots (<see cref="ClusterSnapshot.LeaderSince"/>) the confirmation was asked for. True when it changed.
+    /// </summary>
+    public bool ConfirmLeader(string cluster, string member, long leaderSince)
+    {
+        var confirmed = false;
+        Update(current =>
+        {
+            confirmed = false;
+            if (!current.TryGetValue(cluster, out var state)
+                || state.Snapshot is not { LeaderConfirmed: false } snapshot
+                || snapshot.LeaderSince != leaderSince
+                || snapshot.Leader?.Name != member)
+            {
+                return current;
+            }
+            confirmed = true;
+            return current.SetItem(cluster, state with { Snapshot = snapshot with { LeaderConfirmed = true } });
+        });
+        return confirmed;
     }
 
     /// <summary>

@@ -3,10 +3,12 @@ using System.Diagnostics.CodeAnalysis;
 using System.Net.Http.Headers;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
 using PatroniYarp.Configuration;
 using PatroniYarp.Diagnostics;
 using Polly;
 using Polly.Retry;
+using Polly.Timeout;
 
 namespace PatroniYarp.Patroni;
 
@@ -21,6 +23,10 @@ internal sealed record PatroniPollResult(string? Source, ClusterParseResult? Ans
     public bool IsSuccess => Answer is not null;
 }
 
+/// <summary>What a member's own Patroni API said when asked whether it is a running primary.</summary>
+/// <param name="Detail">What it answered (or why it did not), for the log.</param>
+internal sealed record PrimaryConfirmation(bool Confirmed, string Detail);
+
 /// <summary>
 /// Talks to one cluster's Patroni REST API. One HttpClient per cluster; hosts are tried one after the other by a
 /// Polly pipeline (a retry whose attempt number picks the host, around a per-attempt timeout), so a dead or frozen
@@ -32,9 +38,13 @@ internal sealed partial class PatroniApiClient : IDisposable
 {
     private static readonly ResiliencePropertyKey<int> HostIndexKey = new("PatroniYarp.HostIndex");
 
+    /// <summary>A member's /primary answer is a few hundred bytes.</summary>
+    internal const int MaxPrimaryAnswerBytes = 64 * 1024;
+
     private readonly string _cluster;
     private readonly HttpClient _http;
     private readonly ResiliencePipeline<HostAnswer> _pipeline;
+    private readonly ResiliencePipeline _confirmPipeline;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly int _maxBodyBytes;
@@ -70,6 +80,7 @@ internal sealed partial class PatroniApiClient : IDisposable
         _order = [.. options.Hosts];
         _http = CreateHttpClient(options.Tls, apiTimeout);
         _pipeline = CreatePipeline(options.Hosts.Count, apiTimeout, time);
+        _confirmPipeline = new ResiliencePipelineBuilder { TimeProvider = time }.AddTimeout(apiTimeout).Build();
     }
 
     public IReadOnlyList<string> Hosts { get; }
@@ -98,13 +109,9 @@ internal sealed partial class PatroniApiClient : IDisposable
     /// <exception cref="OperationCanceledException">Only when <paramref name="cancellationToken"/> fires.</exception>
     public async Task<PatroniPollResult> GetClusterAsync(CancellationToken cancellationToken)
     {
-        lock (_gate)
+        if (!TryEnter())
         {
-            if (_retired && _inFlight == 0)
-            {
-                return new PatroniPollResult(null, null, "the client was replaced by a configuration change");
-            }
-            _inFlight++;
+            return new PatroniPollResult(null, null, ReplacedError);
         }
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
         try
@@ -122,16 +129,107 @@ internal sealed partial class PatroniApiClient : IDisposable
         finally
         {
             ResilienceContextPool.Shared.Return(context);
-            bool dispose;
-            lock (_gate)
-            {
-                dispose = --_inFlight == 0 && _retired;
-            }
-            if (dispose)
-            {
-                _http.Dispose();
-            }
+            Exit();
         }
+    }
+
+    /// <summary>
+    /// Asks a member's own Patroni API (<c>GET {api_url's scheme://host:port}/primary</c>, within api_timeout) whether it
+    /// is a running primary. Confirmed only when the answer is 200 (it holds the leader lock) and its body says role
+    /// master/primary (Patroni computes it with pg_is_in_recovery() on each request) and state running: Patroni 3.0.x
+    /// answers 200 as soon as it holds the lock, while its PostgreSQL may still be in recovery for ~100 ms.
+    /// Failures never throw.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">Only when <paramref name="cancellationToken"/> fires.</exception>
+    public async Task<PrimaryConfirmation> ConfirmPrimaryAsync(string? apiUrl, CancellationToken cancellationToken)
+    {
+        if (!Uri.TryCreate(apiUrl, UriKind.Absolute, out var api) || api.Scheme is not ("http" or "https"))
+        {
+            return new PrimaryConfirmation(false, $"its api_url '{apiUrl}' is not an http(s) URL");
+        }
+        if (!TryEnter())
+        {
+            return new PrimaryConfirmation(false, ReplacedError);
+        }
+        var uri = new Uri($"{api.GetLeftPart(UriPartial.Authority)}/primary");
+        try
+        {
+            return await _confirmPipeline.ExecuteAsync(
+                static (state, token) => new ValueTask<PrimaryConfirmation>(state.Client.FetchPrimaryAsync(state.Uri, token)),
+                (Client: this, Uri: uri), cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutRejectedException)
+        {
+            return new PrimaryConfirmation(false, $"{uri}: no answer within {ApiTimeout.TotalSeconds:0.###} s");
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or ObjectDisposedException)
+        {
+            return new PrimaryConfirmation(false, $"{uri}: {ex.Message}");
+        }
+        finally
+        {
+            Exit();
+        }
+    }
+
+    private const string ReplacedError = "the client was replaced by a configuration change";
+
+    /// <summary>Counts a call in; false when the client is retired (its HttpClient is disposed once the last call ends).</summary>
+    private bool TryEnter()
+    {
+        lock (_gate)
+        {
+            if (_retired && _inFlight == 0)
+            {
+                return false;
+            }
+            _inFlight++;
+            return true;
+        }
+    }
+
+    private void Exit()
+    {
+        bool dispose;
+        lock (_gate)
+        {
+            dispose = --_inFlight == 0 && _retired;
+        }
+        if (dispose)
+        {
+            _http.Dispose();
+        }
+    }
+
+    private async Task<PrimaryConfirmation> FetchPrimaryAsync(Uri uri, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, uri);
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken)
+            .ConfigureAwait(false);
+        var status = (int)response.StatusCode;
+        var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        var (role, state) = await ClusterJsonParser.ReadBoundedAsync(body, MaxPrimaryAnswerBytes, static (json, _) => ReadRoleAndState(json),
+            (Role: "(answer too large)", State: (string?)null), cancellationToken).ConfigureAwait(false);
+        var confirmed = status == 200 && role is "master" or "primary" && state == "running";
+        return new PrimaryConfirmation(confirmed, $"{uri}: HTTP {status}, role {role ?? "(none)"}, state {state ?? "(none)"}");
+    }
+
+    private static (string? Role, string? State) ReadRoleAndState(ReadOnlyMemory<byte> json)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            return document.RootElement.ValueKind == JsonValueKind.Object
+                ? (Text(document.RootElement, "role"), Text(document.RootElement, "state"))
+                : (null, null);
+        }
+        catch (JsonException)
+        {
+            return ("(not JSON)", null);
+        }
+
+        static string? Text(JsonElement root, string name) =>
+            root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
     }
 
     /// <summary>Stops taking polls; disposes the HttpClient once the polls still running have finished.</summary>

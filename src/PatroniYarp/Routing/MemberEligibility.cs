@@ -12,11 +12,13 @@ internal static class MemberEligibility
         var roles = PortRolesExtensions.Parse(port.Roles);
         // Computed once: ClusterSnapshot.Leader walks the member list.
         var leader = snapshot.Leader;
-        return snapshot.Members.Where(member => IsEligible(member, leader, roles, port.MaxLagInBytes));
+        return snapshot.Members.Where(member => IsEligible(member, leader, snapshot.LeaderConfirmed, roles, port.MaxLagInBytes));
     }
 
     /// <param name="leader">The snapshot's one leader (<see cref="ClusterSnapshot.Leader"/>); null when none or ambiguous.</param>
-    public static bool IsEligible(PatroniMember member, PatroniMember? leader, PortRoles roles, long? maxLagInBytes)
+    /// <param name="leaderConfirmed">Whether its own Patroni API confirmed it (<see cref="ClusterSnapshot.LeaderConfirmed"/>).</param>
+    public static bool IsEligible(PatroniMember member, PatroniMember? leader, bool leaderConfirmed, PortRoles roles,
+        long? maxLagInBytes)
     {
         if (!member.CanServe || !roles.Includes(member.Role))
         {
@@ -27,6 +29,14 @@ internal static class MemberEligibility
         // (split brain, a stale answer) neither gets writes.
         var isTheLeader = member.IsLeader && ReferenceEquals(member, leader);
         if (member.IsLeader && !isTheLeader)
+        {
+            return false;
+        }
+
+        // A leader not confirmed yet may still be in recovery: never on a port that only takes writers. A port that
+        // takes replicas too keeps it (its clients cannot count on writes, and its sessions on the member being
+        // promoted stay open).
+        if (isTheLeader && !leaderConfirmed && (roles & (PortRoles.Sync | PortRoles.Async)) == 0)
         {
             return false;
         }

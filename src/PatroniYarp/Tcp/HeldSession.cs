@@ -16,8 +16,9 @@ internal enum HoldOutcome
 
 /// <summary>
 /// One client session held until its port has a destination: holds a max_waiting slot of the port, and watches the
-/// client meanwhile without consuming its bytes (the PostgreSQL startup packet stays in Kestrel's pipe until it is
-/// handed to the backend), so a client that goes away is noticed at once and its slot given back.
+/// client meanwhile without consuming its bytes (its startup was already read, see <see cref="PostgresStartup"/>;
+/// anything it sends after that stays in Kestrel's pipe until it is handed to the backend), so a client that goes away
+/// is noticed at once and its slot given back.
 /// </summary>
 internal sealed class HeldSession
 {

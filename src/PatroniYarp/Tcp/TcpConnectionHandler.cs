@@ -17,9 +17,12 @@ using Yarp.ReverseProxy.Model;
 namespace PatroniYarp.Tcp;
 
 /// <summary>
-/// The end of a TCP port's Kestrel pipeline: picks a destination from YARP's state for the port, connects (with the
-/// port's timeout; a failed member is marked unhealthy for a while and the next is tried), then forwards. A session
-/// with no destination left is held until one appears (see <see cref="HeldSession"/>).
+/// The end of a TCP port's Kestrel pipeline: reads the client's first PostgreSQL message (<see cref="PostgresStartup"/>),
+/// picks a destination from YARP's state for the port, connects (with the port's timeout; a failed member is marked
+/// unhealthy for a while and the next is tried), sends the first message and — for a plaintext startup — checks the
+/// backend's first reply (a member that turns the session away unseen, e.g. shutting down, is treated like a failed
+/// connect and the startup replayed on the next), then forwards. A session with no destination left is held until
+/// one appears (see <see cref="HeldSession"/>).
 /// </summary>
 internal sealed partial class TcpConnectionHandler
 {
@@ -83,7 +86,28 @@ internal sealed partial class TcpConnectionHandler
             clientSocket.NoDelay = true;
         }
 
-        var connected = await ConnectAsync(connection, endpoint, port).ConfigureAwait(false);
+        var (startup, error) = await PostgresStartup.ReadAsync(connection.Transport.Input, _time).ConfigureAwait(false);
+        if (startup is null)
+        {
+            if (error is not null)
+            {
+                Log.BadFirstMessage(_logger, endpoint.ClusterId, connection.RemoteEndPoint, error);
+            }
+            return;
+        }
+
+        (Socket Socket, DestinationState Destination, long SentWhileHeld)? connected = null;
+        try
+        {
+            connected = await ConnectAsync(connection, endpoint, port, startup).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (connected is null)
+            {
+                startup.Dispose();
+            }
+        }
         if (connected is not { } backend)
         {
             return;
@@ -92,9 +116,13 @@ internal sealed partial class TcpConnectionHandler
         var member = MemberOf(backend.Destination);
         var session = _registry.Register(endpoint, backend.Destination.DestinationId, member, connection.RemoteEndPoint,
             backend.Socket.RemoteEndPoint);
-        session.AddBytesIn(backend.SentWhileHeld);
         try
         {
+            session.AddBytesIn(startup.Length + backend.SentWhileHeld);
+            await PassReplyAsync(connection, startup, session).ConfigureAwait(false);
+            // The pooled buffer goes back before forwarding: a long session holds none.
+            startup.Dispose();
+
             // The port or the member may have gone while we connected; the reaper only sees registered sessions.
             if (endpoint.IsRetired)
             {
@@ -111,10 +139,33 @@ internal sealed partial class TcpConnectionHandler
         }
         finally
         {
+            startup.Dispose();
             _registry.Unregister(session);
             backend.Socket.Dispose();
             Log.SessionEnded(_logger, session.Id, endpoint.ClusterId, member, session.EndReason, session.BytesIn, session.BytesOut);
             session.Dispose();
+        }
+    }
+
+    /// <summary>Gives the client the backend's first reply, which was held back until it was known to be no rejection.</summary>
+    private static async Task PassReplyAsync(ConnectionContext connection, PostgresStartup startup, TcpSession session)
+    {
+        if (startup.Reply.IsEmpty)
+        {
+            return;
+        }
+        try
+        {
+            var flush = await connection.Transport.Output.WriteAsync(startup.Reply, session.Closing).ConfigureAwait(false);
+            session.AddBytesOut(startup.Reply.Length);
+            if (flush.IsCompleted)
+            {
+                session.Close(TcpForwarder.ReasonClientClosed);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
+        {
+            session.Close(TcpForwarder.ReasonClientFailed);
         }
     }
 
@@ -131,7 +182,7 @@ internal sealed partial class TcpConnectionHandler
     /// </summary>
     /// <returns>The backend, its destination and the bytes of the client already sent to it (while it was held).</returns>
     private async Task<(Socket Socket, DestinationState Destination, long SentWhileHeld)?> ConnectAsync(ConnectionContext connection,
-        TcpPortEndpoint endpoint, PortOptions port)
+        TcpPortEndpoint endpoint, PortOptions port, PostgresStartup startup)
     {
         List<string>? failed = null;
         string? lastFailure = null;
@@ -150,9 +201,13 @@ internal sealed partial class TcpConnectionHandler
                     var (socket, failure) = await TryConnectAsync(connection, endpoint, port, cluster, pick).ConfigureAwait(false);
                     if (socket is not null)
                     {
-                        return await HandOverAsync(connection, endpoint, socket, pick, held).ConfigureAwait(false);
+                        failure = await TryStartAsync(connection, endpoint, cluster, pick, socket, startup).ConfigureAwait(false);
+                        if (failure is null)
+                        {
+                            return await HandOverAsync(connection, endpoint, socket, pick, held).ConfigureAwait(false);
+                        }
                     }
-                    if (failure is null)
+                    if (string.IsNullOrEmpty(failure))
                     {
                         // The client went away while we connected.
                         return null;
@@ -247,6 +302,42 @@ internal sealed partial class TcpConnectionHandler
             (_time.GetUtcNow() - held.Started).TotalMilliseconds);
         _metrics.SessionHoldEnded(endpoint.ClusterName, endpoint.PortName, _time.GetUtcNow() - held.Started, "forwarded");
         return (socket, pick.Destination, sent);
+    }
+
+    /// <summary>
+    /// Sends the client's first message to a connected backend and, for a plaintext startup, checks its first reply.
+    /// On a rejection the client has seen nothing: the backend is closed, the member marked unhealthy for a while and a
+    /// poll requested (a member shutting down or starting up is changing role), and the caller tries the next member.
+    /// </summary>
+    /// <returns>Null when the session may go on; else why not (empty when the client left).</returns>
+    private async Task<string?> TryStartAsync(ConnectionContext connection, TcpPortEndpoint endpoint, ClusterState cluster,
+        (DestinationState Destination, SessionCounter Counter) pick, Socket socket, PostgresStartup startup)
+    {
+        string? rejection;
+        try
+        {
+            rejection = await startup.SendAsync(socket, connection.ConnectionClosed).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
+        {
+            rejection = null;
+        }
+        if (rejection is null && !connection.ConnectionClosed.IsCancellationRequested)
+        {
+            return null;
+        }
+        socket.Dispose();
+        pick.Counter.Decrement();
+        if (rejection is null)
+        {
+            return string.Empty;
+        }
+        var member = MemberOf(pick.Destination);
+        var period = _tcpOptions.CurrentValue.FailedDestinationReactivationPeriod;
+        _health.SetPassive(cluster, pick.Destination, DestinationHealth.Unhealthy, period);
+        Log.StartupRejected(_logger, endpoint.ClusterId, member, pick.Destination.Model.Config.Address, rejection, period);
+        _refresher.RequestPoll(endpoint.ClusterName);
+        return $"{member}: {rejection}";
     }
 
     /// <summary>One connect attempt to a picked destination; its counter is given back unless it succeeds.</summary>
@@ -353,5 +444,13 @@ internal sealed partial class TcpConnectionHandler
 
         [LoggerMessage(9, LogLevel.Debug, "Port {Port}: the session from {Client} was held {Milliseconds:0} ms until a backend appeared.")]
         public static partial void HeldSessionForwarded(ILogger logger, string port, EndPoint? client, double milliseconds);
+
+        [LoggerMessage(10, LogLevel.Warning, "Port {Port}: closing the session from {Client}: {Reason}.")]
+        public static partial void BadFirstMessage(ILogger logger, string port, EndPoint? client, string reason);
+
+        [LoggerMessage(11, LogLevel.Warning,
+            "Port {Port}: member {Member} at {Address} turned a session away before the client saw anything ({Rejection}); it is skipped for {Period} and the startup is replayed on the next member.")]
+        public static partial void StartupRejected(ILogger logger, string port, string member, string address, string rejection,
+            TimeSpan period);
     }
 }

@@ -124,8 +124,8 @@ public sealed class ClusterPollerTests : IAsyncLifetime
         {
             // The first of the two polls is held and answers with the old leader after the second one finished.
             var json = Interlocked.Increment(ref held) == 1
-                ? await release.Task.ContinueWith(_ => FakePatroniServer.ClusterWithLeader("old", "pg1"))
-                : FakePatroniServer.ClusterWithLeader("new", "pg1");
+                ? await release.Task.ContinueWith(_ => _server.WithLeader("old", "pg1"))
+                : _server.WithLeader("new", "pg1");
             await context.Response.WriteAsync(json);
         };
 
@@ -146,7 +146,7 @@ public sealed class ClusterPollerTests : IAsyncLifetime
     {
         var poller = await StartAsync(new(Options(("demo", [_server.Url]))));
         await Eventually.TrueAsync(() => Leader() == "pg1", "first snapshot");
-        _server.ClusterJson = FakePatroniServer.ClusterWithLeader("pg2", "pg1");
+        _server.ClusterJson = _server.WithLeader("pg2", "pg1");
 
         poller.RequestPoll("demo");
         poller.RequestPoll("unknown");
@@ -202,7 +202,7 @@ public sealed class ClusterPollerTests : IAsyncLifetime
     {
         await StartAsync(new(Options(("demo", [_server.Url]))));
         await Eventually.TrueAsync(() => _server.Requests == 1 && Leader() == "pg1", "first snapshot");
-        _server.ClusterJson = FakePatroniServer.ClusterWithLeader("pg2", "pg1");
+        _server.ClusterJson = _server.WithLeader("pg2", "pg1");
 
         // Stable so far: the next poll comes after cluster_update_interval (3 s).
         await AdvanceUntilAsync(TimeSpan.FromMilliseconds(500), () => Leader() == "pg2", 12, "the interval poll");
@@ -218,6 +218,93 @@ public sealed class ClusterPollerTests : IAsyncLifetime
         // Stable again: back to the 3 s interval (20 steps of 150 ms at least).
         var calmSteps = await AdvanceUntilAsync(ClusterPoller.FastInterval, () => _server.Requests == 6, 40, "the interval poll");
         Assert.True(calmSteps >= 20, $"the poll after calming down came after {calmSteps} fast steps");
+    }
+
+    private ClusterSnapshot? Snapshot(string cluster = "demo") => _store.Clusters.GetValueOrDefault(cluster)?.Snapshot;
+
+    [Fact]
+    public async Task StartAsync_LeaderConfirmedByItsOwnApi_SnapshotConfirmedAndPollsCalm()
+    {
+        await StartAsync(new(Options(("demo", [_server.Url]))));
+
+        await Eventually.TrueAsync(() => Snapshot()?.ConfirmedLeader?.Name == "pg1", "the leader confirmed");
+        Assert.Equal(1, _server.PrimaryRequests);
+
+        // Confirmed at once: the next poll comes after cluster_update_interval (3 s), not at the fast cadence.
+        var steps = await AdvanceUntilAsync(ClusterPoller.FastInterval, () => _server.Requests == 2, 40, "the interval poll");
+        Assert.True(steps >= 19, $"the second poll came after {steps} steps of 150 ms");
+        Assert.Equal(1, _server.PrimaryRequests);
+    }
+
+    [Fact]
+    public async Task Loop_NewLeaderStillInRecovery_UnconfirmedAndRecheckedAtTheFastCadenceUntilPromoted()
+    {
+        await StartAsync(new(Options(("demo", [_server.Url]))));
+        await Eventually.TrueAsync(() => Snapshot()?.ConfirmedLeader?.Name == "pg1", "the first leader confirmed");
+
+        // Patroni 3.0.x answers /primary 200 as soon as the member holds the leader lock; its body says replica
+        // (pg_is_in_recovery()) until the promotion ends.
+        _server.PrimaryJson = """{"state":"running","role":"replica"}""";
+        _server.ClusterJson = _server.WithLeader("pg2", "pg1");
+        await AdvanceUntilAsync(TimeSpan.FromMilliseconds(500), () => Snapshot()?.Leader?.Name == "pg2", 12, "the new leader polled");
+        await Eventually.TrueAsync(() => _server.PrimaryRequests == 2, "the new leader asked");
+        Assert.False(Snapshot()!.LeaderConfirmed);
+        Assert.Null(Snapshot()!.ConfirmedLeader);
+
+        // Asked again with every fast poll.
+        var asked = _server.PrimaryRequests;
+        await AdvanceUntilAsync(ClusterPoller.FastInterval, () => _server.PrimaryRequests > asked, 3, "a fast re-check");
+        Assert.False(Snapshot()!.LeaderConfirmed);
+
+        _server.PrimaryJson = FakePatroniServer.RunningPrimaryJson;
+        await AdvanceUntilAsync(ClusterPoller.FastInterval, () => Snapshot()?.ConfirmedLeader?.Name == "pg2", 3, "the promoted leader confirmed");
+    }
+
+    [Theory]
+    [InlineData(503, """{"state":"running","role":"master"}""")]
+    [InlineData(200, """{"state":"starting","role":"master"}""")]
+    [InlineData(200, """{"state":"unknown","role":"master"}""")]
+    [InlineData(200, """not json""")]
+    public async Task Loop_LeaderApiDoesNotSayRunningPrimaryWithLock_NeverConfirmed(int status, string body)
+    {
+        _server.PrimaryStatus = status;
+        _server.PrimaryJson = body;
+        await StartAsync(new(Options(("demo", [_server.Url]))));
+
+        await Eventually.TrueAsync(() => _server.PrimaryRequests >= 1 && Snapshot() is not null, "the leader asked");
+        await AdvanceUntilAsync(ClusterPoller.FastInterval, () => _server.PrimaryRequests >= 3, 6, "re-checks");
+        Assert.Equal("pg1", Snapshot()!.Leader?.Name);
+        Assert.False(Snapshot()!.LeaderConfirmed);
+    }
+
+    [Fact]
+    public async Task Loop_LeaderWithoutApiUrl_NeverConfirmed()
+    {
+        _server.ClusterJson = FakePatroniServer.ClusterWithLeader("pg1");
+        await StartAsync(new(Options(("demo", [_server.Url]))));
+
+        await Eventually.TrueAsync(() => Snapshot()?.Leader?.Name == "pg1", "first snapshot");
+        await AdvanceUntilAsync(ClusterPoller.FastInterval, () => _server.Requests >= 3, 6, "fast polls");
+        Assert.False(Snapshot()!.LeaderConfirmed);
+        Assert.Equal(0, _server.PrimaryRequests);
+    }
+
+    [Fact]
+    public async Task Loop_LeaderApiFrozen_ClusterPollsGoOnAtTheFastCadence()
+    {
+        using var frozen = new FrozenServer();
+        _server.ClusterJson = FakePatroniServer.ClusterWithLeader("pg1", apiUrl: $"{frozen.Url}/patroni");
+        await StartAsync(new(Options(("demo", [_server.Url]))));
+        await Eventually.TrueAsync(() => _server.Requests == 1, "first poll");
+
+        // The confirmation hangs (up to api_timeout, 2 s); the polls of /cluster must not wait for it.
+        for (var poll = 2; poll <= 4; poll++)
+        {
+            var expected = poll;
+            var steps = await AdvanceUntilAsync(ClusterPoller.FastInterval, () => _server.Requests >= expected, 4, $"poll {poll}");
+            Assert.True(steps <= 2, $"poll {poll} took {steps} fast steps");
+        }
+        Assert.False(Snapshot()!.LeaderConfirmed);
     }
 
     [Fact]

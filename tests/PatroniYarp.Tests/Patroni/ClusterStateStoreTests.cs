@@ -26,6 +26,55 @@ public sealed class ClusterStateStoreTests
     }
 
     [Fact]
+    public void TryApply_SameLeaderAsConfirmedOne_StaysConfirmed()
+    {
+        var store = new ClusterStateStore();
+        store.SetClusters(["demo"]);
+        store.TryApply("demo", Snapshot(1, "pg1"));
+        Assert.True(store.ConfirmLeader("demo", "pg1", leaderSince: 1));
+
+        store.TryApply("demo", Snapshot(2, "pg1"));
+
+        var snapshot = store.Clusters["demo"].Snapshot!;
+        Assert.True(snapshot.LeaderConfirmed);
+        Assert.Equal(1, snapshot.LeaderSince);
+        Assert.Equal("pg1", snapshot.ConfirmedLeader?.Name);
+    }
+
+    [Fact]
+    public void TryApply_OtherLeader_IsUnconfirmedUntilItsOwnConfirmation()
+    {
+        var store = new ClusterStateStore();
+        store.SetClusters(["demo"]);
+        store.TryApply("demo", Snapshot(1, "pg1"));
+        store.ConfirmLeader("demo", "pg1", leaderSince: 1);
+
+        store.TryApply("demo", Snapshot(2, "pg2"));
+
+        var snapshot = store.Clusters["demo"].Snapshot!;
+        Assert.False(snapshot.LeaderConfirmed);
+        Assert.Null(snapshot.ConfirmedLeader);
+        Assert.Equal(2, snapshot.LeaderSince);
+        Assert.False(store.ConfirmLeader("demo", "pg1", leaderSince: 1));
+        Assert.True(store.ConfirmLeader("demo", "pg2", leaderSince: 2));
+    }
+
+    [Fact]
+    public void ConfirmLeader_AskedForAnEarlierRunOfTheSameLeader_IsRefused()
+    {
+        // pg1 led, lost the lead and took it back: an answer about its first run says nothing about the second.
+        var store = new ClusterStateStore();
+        store.SetClusters(["demo"]);
+        store.TryApply("demo", Snapshot(1, "pg1"));
+        store.TryApply("demo", Snapshot(2, "pg2"));
+        store.TryApply("demo", Snapshot(3, "pg1"));
+
+        Assert.False(store.ConfirmLeader("demo", "pg1", leaderSince: 1));
+        Assert.Null(store.Clusters["demo"].Snapshot!.ConfirmedLeader);
+        Assert.True(store.ConfirmLeader("demo", "pg1", leaderSince: 3));
+    }
+
+    [Fact]
     public void ReportFailure_AfterGoodPoll_KeepsMembersAndMarksStale()
     {
         var store = new ClusterStateStore();

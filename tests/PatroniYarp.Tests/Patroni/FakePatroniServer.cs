@@ -13,16 +13,23 @@ using Microsoft.Extensions.Logging;
 
 namespace PatroniYarp.Tests.Patroni;
 
-/// <summary>A loopback stand-in for one Patroni REST API: answers GET /cluster with whatever the test sets.</summary>
+/// <summary>
+/// A loopback stand-in for one Patroni REST API: answers GET /cluster with whatever the test sets, and GET /primary as
+/// a running primary (the members of <see cref="WithLeader"/> have this server as their api_url).
+/// </summary>
 internal sealed class FakePatroniServer : IAsyncDisposable
 {
+    public const string RunningPrimaryJson = """{"state":"running","role":"master","timeline":2}""";
+
     private readonly WebApplication _app;
     private int _requests;
+    private int _primaryRequests;
 
     private FakePatroniServer(WebApplication app, string url)
     {
         _app = app;
         Url = url;
+        ClusterJson = WithLeader("pg1");
     }
 
     public string Url { get; }
@@ -30,17 +37,35 @@ internal sealed class FakePatroniServer : IAsyncDisposable
     /// <summary>Answers requests; by default 200 with <see cref="ClusterJson"/>.</summary>
     public Func<HttpContext, Task>? Handler { get; set; }
 
-    public string ClusterJson { get; set; } = ClusterWithLeader("pg1");
+    public string ClusterJson { get; set; }
 
+    /// <summary>Answers GET /primary; by default <see cref="PrimaryStatus"/> with <see cref="PrimaryJson"/>.</summary>
+    public Func<HttpContext, Task>? PrimaryHandler { get; set; }
+
+    public string PrimaryJson { get; set; } = RunningPrimaryJson;
+
+    public int PrimaryStatus { get; set; } = StatusCodes.Status200OK;
+
+    /// <summary>Requests other than GET /primary (the /cluster polls).</summary>
     public int Requests => Volatile.Read(ref _requests);
+
+    public int PrimaryRequests => Volatile.Read(ref _primaryRequests);
 
     public X509Certificate2? LastClientCertificate { get; private set; }
 
-    public static string ClusterWithLeader(string leader, string replica = "pg2") => $$"""
-        {"members":[
-          {"name":"{{leader}}","role":"leader","state":"running","host":"127.0.0.1","port":5432,"timeline":1},
-          {"name":"{{replica}}","role":"replica","state":"streaming","host":"127.0.0.1","port":5433,"timeline":1,"lag":0}]}
-        """;
+    /// <param name="apiUrl">The members' api_url; none when null (a leader that cannot be confirmed).</param>
+    public static string ClusterWithLeader(string leader, string replica = "pg2", string? apiUrl = null)
+    {
+        var api = apiUrl is null ? "" : $",\"api_url\":\"{apiUrl}\"";
+        return $$"""
+            {"members":[
+              {"name":"{{leader}}","role":"leader","state":"running","host":"127.0.0.1","port":5432,"timeline":1{{api}}},
+              {"name":"{{replica}}","role":"replica","state":"streaming","host":"127.0.0.1","port":5433,"timeline":1,"lag":0{{api}}}]}
+            """;
+    }
+
+    /// <summary>A /cluster answer whose members' API is this server.</summary>
+    public string WithLeader(string leader, string replica = "pg2") => ClusterWithLeader(leader, replica, $"{Url}/patroni");
 
     public static async Task<FakePatroniServer> StartAsync(X509Certificate2? serverCertificate = null)
     {
@@ -83,8 +108,19 @@ internal sealed class FakePatroniServer : IAsyncDisposable
 
     private Task HandleAsync(HttpContext context)
     {
-        Interlocked.Increment(ref _requests);
         LastClientCertificate = context.Connection.ClientCertificate;
+        if (context.Request.Path == "/primary")
+        {
+            Interlocked.Increment(ref _primaryRequests);
+            if (PrimaryHandler is { } primary)
+            {
+                return primary(context);
+            }
+            context.Response.StatusCode = PrimaryStatus;
+            context.Response.ContentType = "application/json";
+            return context.Response.WriteAsync(PrimaryJson);
+        }
+        Interlocked.Increment(ref _requests);
         if (Handler is { } handler)
         {
             return handler(context);

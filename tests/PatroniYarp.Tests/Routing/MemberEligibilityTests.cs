@@ -123,6 +123,20 @@ public class MemberEligibilityTests
         Assert.Equal(new[] { replica }, MemberEligibility.EligibleMembers(snapshot, Port("127.0.0.1:6432", "any")));
     }
 
+    [Theory]
+    [InlineData("leader", false)]
+    [InlineData("primary", false)]
+    [InlineData("any", true)]
+    public void EligibleMembers_UnconfirmedLeader_OnlyOnPortsThatTakeReplicasToo(string portRole, bool expected)
+    {
+        // /cluster names a new leader before its promotion ends: a writers-only port must not use it yet.
+        var leader = Member("l", MemberRole.Leader);
+        var snapshot = Unconfirmed(1, leader, Member("r", MemberRole.Replica));
+
+        Assert.Equal(expected, MemberEligibility.EligibleMembers(snapshot, Port("127.0.0.1:6432", portRole)).Contains(leader));
+        Assert.Contains(leader, MemberEligibility.EligibleMembers(snapshot with { LeaderConfirmed = true }, Port("127.0.0.1:6432", portRole)));
+    }
+
     [Fact]
     public void EligibleMembers_NoLeader_LeaderPortIsEmpty()
     {

@@ -19,7 +19,12 @@ internal static class RoutingTestData
         IReadOnlyDictionary<string, string>? tags = null) =>
         new(name, role, state, host, port, $"http://{host}:8008/patroni", Timeline: 7, lag, tags ?? new Dictionary<string, string>());
 
+    /// <summary>A snapshot whose leader (if any) its own API confirmed, as the poller stores it once it did.</summary>
     public static ClusterSnapshot Snapshot(long sequence, params PatroniMember[] members) =>
+        Unconfirmed(sequence, members) with { LeaderConfirmed = true };
+
+    /// <summary>A snapshot as /cluster gives it, before the leader's own API confirmed it.</summary>
+    public static ClusterSnapshot Unconfirmed(long sequence, params PatroniMember[] members) =>
         new(sequence, members, DateTimeOffset.Parse("2025-01-01T00:00:00Z"), "http://127.0.0.1:8001", Paused: false);
 
     /// <summary>shared/reference/cluster-patroni-3.0.2-sync.json: pg0 sync_standby, pg1 leader, pg2 replica.</summary>

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
 using PatroniYarp.Patroni;
+using PatroniYarp.Tests.Configuration;
 using PatroniYarp.Tcp;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Health;
@@ -30,6 +31,8 @@ public partial class TcpProxyEndToEndTests : IAsyncLifetime
 
     private readonly RecordingRefresher _refresher = new();
 
+    private readonly CapturingLoggerProvider _logs = new();
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()
@@ -47,6 +50,7 @@ public partial class TcpProxyEndToEndTests : IAsyncLifetime
         _options = new TestOptionsMonitor<ProxyOptions>(options);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(_logs);
         builder.Services.AddSingleton<IOptionsMonitor<ProxyOptions>>(_options);
         builder.Services.AddSingleton<IOptionsMonitor<TcpProxyOptions>>(new TestOptionsMonitor<TcpProxyOptions>(_tcpOptions));
         builder.Services.AddSingleton<IClusterRefresher>(_refresher);
@@ -87,20 +91,40 @@ public partial class TcpProxyEndToEndTests : IAsyncLifetime
         },
     };
 
-    private static async Task<NetworkStream> ConnectAsync(int port)
+    /// <summary>A PostgreSQL v3 StartupMessage (user "test"): the proxy reads it before it picks a member.</summary>
+    internal static readonly byte[] StartupMessage = [0, 0, 0, 19, 0, 3, 0, 0, .. "user\0test\0\0"u8];
+
+    /// <summary>Connects and sends <see cref="StartupMessage"/>, as every PostgreSQL client does first.</summary>
+    private static async Task<ClientSession> ConnectAsync(int port)
     {
         var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await client.ConnectAsync(IPAddress.Loopback, port);
-        return new NetworkStream(client, ownsSocket: true);
+        var session = new ClientSession(client);
+        await session.WriteAsync(StartupMessage);
+        return session;
     }
 
-    private static async Task AssertEchoesAsync(NetworkStream stream, string text)
+    /// <summary>Sends text and reads it back; the first time, the echo of the startup comes first (its first reply).</summary>
+    private static async Task AssertEchoesAsync(ClientSession stream, string text)
     {
+        if (!stream.StartupEchoed)
+        {
+            var startup = new byte[StartupMessage.Length];
+            await stream.ReadExactlyAsync(startup).AsTask().WaitAsync(TcpTestSupport.Timeout);
+            Assert.Equal(StartupMessage, startup);
+            stream.StartupEchoed = true;
+        }
         var bytes = Encoding.ASCII.GetBytes(text);
         await stream.WriteAsync(bytes);
         var buffer = new byte[bytes.Length];
         await stream.ReadExactlyAsync(buffer).AsTask().WaitAsync(TcpTestSupport.Timeout);
         Assert.Equal(text, Encoding.ASCII.GetString(buffer));
+    }
+
+    /// <summary>A client connection that knows whether the echo of its startup was read yet.</summary>
+    private sealed class ClientSession(Socket socket) : NetworkStream(socket, ownsSocket: true)
+    {
+        public bool StartupEchoed { get; set; }
     }
 
     private static async Task<bool> EchoesAsync(int port)

@@ -1,0 +1,262 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Text;
+
+namespace PatroniYarp.Tcp;
+
+/// <summary>What a client's first PostgreSQL message asks for.</summary>
+internal enum FirstMessageKind
+{
+    /// <summary>A plaintext StartupMessage: the backend's first reply is checked before the client sees it.</summary>
+    Startup,
+    SslRequest,
+    GssEncRequest,
+    CancelRequest,
+    /// <summary>A TLS ClientHello without SSLRequest (PostgreSQL 17 sslnegotiation=direct).</summary>
+    DirectTls,
+}
+
+/// <summary>
+/// A session's first PostgreSQL message, taken off Kestrel's input pipe into one pooled buffer that also receives the
+/// backend's first reply, so a session can be replayed on another member when the first one turns it away unseen.
+/// Only a plaintext StartupMessage is replayed: when the backend closes or resets before answering, or answers 57P03
+/// (cannot_connect_now: shutting down, starting up), 57P01 or 57P02, the client never sees it and the handler tries
+/// the next member. TLS (SSLRequest, GSSENCRequest, direct TLS) is end to end — the proxy never opens it, so a
+/// rejection inside TLS reaches the client as it would without a proxy. A CancelRequest is passed on as it is.
+/// The buffer is given back (<see cref="Dispose"/>) before the session starts forwarding.
+/// </summary>
+internal sealed class PostgresStartup : IDisposable
+{
+    /// <summary>Longest first message accepted; a real StartupMessage is a few hundred bytes.</summary>
+    public const int MaxMessageLength = 10_000;
+
+    /// <summary>A client sends its first message right after connecting; one that says nothing for this long is closed.</summary>
+    public static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Room for the backend's first reply (a trust login's whole answer is about 450 bytes).</summary>
+    internal const int ReplyCapacity = 2048;
+
+    private const int HeaderLength = 8;
+    private const int CancelRequestCode = 80877102;
+    private const int SslRequestCode = 80877103;
+    private const int GssEncRequestCode = 80877104;
+    private const byte TlsHandshakeRecord = 0x16;
+    private const byte ErrorResponse = (byte)'E';
+
+    private byte[]? _buffer;
+    private int _replyLength;
+
+    private PostgresStartup(FirstMessageKind kind, byte[] buffer, int length)
+    {
+        Kind = kind;
+        _buffer = buffer;
+        Length = length;
+    }
+
+    public FirstMessageKind Kind { get; }
+
+    /// <summary>Bytes of the client's first message.</summary>
+    public int Length { get; }
+
+    /// <summary>The backend's first reply as received by the last <see cref="SendAsync"/> (empty unless a startup).</summary>
+    public ReadOnlyMemory<byte> Reply => Buffer.AsMemory(Length, _replyLength);
+
+    private byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(PostgresStartup));
+
+    /// <summary>
+    /// Reads the client's first message, consuming exactly it from the pipe (what follows stays for the forwarder).
+    /// </summary>
+    /// <returns>The message; or null and why (null when the client just went away).</returns>
+    public static async Task<(PostgresStartup? Startup, string? Error)> ReadAsync(PipeReader input, TimeProvider time)
+    {
+        CancellationTokenSource? timeout = null;
+        try
+        {
+            while (true)
+            {
+                // Usually the message is already there: no timer is needed then.
+                if (!input.TryRead(out var result))
+                {
+                    timeout ??= new CancellationTokenSource(ReadTimeout, time);
+                    result = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
+                }
+                var buffer = result.Buffer;
+                var (kind, length, error) = Classify(buffer);
+                if (error is not null)
+                {
+                    input.AdvanceTo(buffer.End);
+                    return (null, error);
+                }
+                if (length > 0)
+                {
+                    var pooled = ArrayPool<byte>.Shared.Rent(length + (kind == FirstMessageKind.Startup ? ReplyCapacity : 0));
+                    buffer.Slice(0, length).CopyTo(pooled);
+                    // Consumed and examined up to the message only: bytes after it are returned by the next read at once.
+                    input.AdvanceTo(buffer.GetPosition(length));
+                    return (new PostgresStartup(kind, pooled, length), null);
+                }
+                if (result.IsCompleted)
+                {
+                    input.AdvanceTo(buffer.End);
+                    return (null, buffer.IsEmpty ? null : $"the client closed after {buffer.Length} bytes of its first message");
+                }
+                input.AdvanceTo(buffer.Start, buffer.End);
+            }
+        }
+        catch (OperationCanceledException) when (timeout?.IsCancellationRequested == true)
+        {
+            return (null, $"no first message within {ReadTimeout.TotalSeconds:0} s");
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
+        {
+            // A reset or aborted connection.
+            return (null, null);
+        }
+        finally
+        {
+            timeout?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Sends the first message to a freshly connected backend. For a startup, also waits for the backend's first reply
+    /// (kept in <see cref="Reply"/> for the client) and says why it must not reach the client: the backend closed or
+    /// reset before answering, or turned the session away with 57P03, 57P01 or 57P02. Null when it may.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> fires (the client left).</exception>
+    public async Task<string?> SendAsync(Socket backend, CancellationToken cancellationToken)
+    {
+        var buffer = Buffer;
+        _replyLength = 0;
+        try
+        {
+            var remaining = buffer.AsMemory(0, Length);
+            while (!remaining.IsEmpty)
+            {
+                remaining = remaining[await backend.SendAsync(remaining, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
+            }
+            if (Kind != FirstMessageKind.Startup)
+            {
+                return null;
+            }
+            var reply = buffer.AsMemory(Length, ReplyCapacity);
+            while (true)
+            {
+                var received = await backend.ReceiveAsync(reply[_replyLength..], SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                if (received == 0)
+                {
+                    // A partial reply then a close is the client's to see, as it would be without a proxy.
+                    return _replyLength == 0 ? "it closed the connection before answering the startup" : null;
+                }
+                _replyLength += received;
+                var (complete, rejection) = Inspect(reply.Span[.._replyLength]);
+                if (complete)
+                {
+                    return rejection;
+                }
+            }
+        }
+        catch (SocketException ex)
+        {
+            // Nothing reached the client yet: whatever the backend managed to say is dropped.
+            return $"the connection failed before the startup was answered ({ex.SocketErrorCode})";
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _buffer, null) is { } buffer)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// What the start of a client's stream is: its first message's kind and length once all of it is there (length 0:
+    /// read more), or why it is no PostgreSQL first message.
+    /// </summary>
+    internal static (FirstMessageKind Kind, int Length, string? Error) Classify(ReadOnlySequence<byte> buffer)
+    {
+        if (buffer.IsEmpty)
+        {
+            return default;
+        }
+        if (buffer.FirstSpan[0] == TlsHandshakeRecord)
+        {
+            // Direct TLS has no PostgreSQL framing: pass on what came, the forwarder carries the rest.
+            return (FirstMessageKind.DirectTls, (int)Math.Min(buffer.Length, MaxMessageLength), null);
+        }
+        if (buffer.Length < HeaderLength)
+        {
+            return default;
+        }
+        Span<byte> header = stackalloc byte[HeaderLength];
+        buffer.Slice(0, HeaderLength).CopyTo(header);
+        var length = BinaryPrimitives.ReadInt32BigEndian(header);
+        var code = BinaryPrimitives.ReadInt32BigEndian(header[4..]);
+        if (length is < HeaderLength or > MaxMessageLength)
+        {
+            return (default, 0, $"the first message is not PostgreSQL's: its length {length} is outside {HeaderLength}..{MaxMessageLength}");
+        }
+        var kind = code switch
+        {
+            SslRequestCode => FirstMessageKind.SslRequest,
+            GssEncRequestCode => FirstMessageKind.GssEncRequest,
+            CancelRequestCode => FirstMessageKind.CancelRequest,
+            _ => FirstMessageKind.Startup,
+        };
+        if (kind is FirstMessageKind.SslRequest or FirstMessageKind.GssEncRequest && length != HeaderLength
+            || kind == FirstMessageKind.CancelRequest && length < 16)
+        {
+            return (default, 0, $"the first message is not PostgreSQL's: a {kind} of {length} bytes");
+        }
+        return buffer.Length < length ? default : (kind, length, null);
+    }
+
+    /// <summary>
+    /// Looks at the backend's first reply so far: whether enough of it is there to decide, and if so why it must not
+    /// reach the client (null when it may). Only an ErrorResponse is read further than its first byte.
+    /// </summary>
+    internal static (bool Complete, string? Rejection) Inspect(ReadOnlySpan<byte> reply)
+    {
+        if (reply.IsEmpty)
+        {
+            return (false, null);
+        }
+        if (reply[0] != ErrorResponse)
+        {
+            return (true, null);
+        }
+        if (reply.Length < 5)
+        {
+            return (false, null);
+        }
+        var end = 1 + (long)BinaryPrimitives.ReadInt32BigEndian(reply[1..]);
+        if (end > reply.Length && reply.Length < ReplyCapacity)
+        {
+            return (false, null);
+        }
+        // Fields: a type byte and a NUL-terminated text each, then a NUL.
+        var fields = reply[5..(int)Math.Min(end, reply.Length)];
+        string? code = null;
+        string? message = null;
+        while (fields.Length > 1 && fields[0] != 0)
+        {
+            var type = fields[0];
+            var terminator = fields[1..].IndexOf((byte)0);
+            var value = terminator < 0 ? fields[1..] : fields.Slice(1, terminator);
+            if (type == (byte)'C')
+            {
+                code = Encoding.ASCII.GetString(value);
+            }
+            else if (type == (byte)'M')
+            {
+                message = Encoding.UTF8.GetString(value);
+            }
+            fields = terminator < 0 ? default : fields[(terminator + 2)..];
+        }
+        return code is "57P01" or "57P02" or "57P03" ? (true, $"{code} {message}") : (true, null);
+    }
+}

@@ -1,0 +1,71 @@
+using System.Buffers;
+using PatroniYarp.Tcp;
+
+namespace PatroniYarp.Tests.Tcp;
+
+public class PostgresStartupTests
+{
+    private static (FirstMessageKind Kind, int Length, string? Error) Classify(params byte[] bytes) =>
+        PostgresStartup.Classify(new ReadOnlySequence<byte>(bytes));
+
+    [Fact]
+    public void Classify_WholeStartupMessage_StartupOfItsLength()
+    {
+        var startup = TcpProxyEndToEndTests.StartupMessage;
+        Assert.Equal((FirstMessageKind.Startup, startup.Length, null), Classify([.. startup, 0x51]));
+    }
+
+    [Fact]
+    public void Classify_PartOfAMessage_AsksForMore()
+    {
+        Assert.Equal(default, Classify(0, 0, 0));
+        Assert.Equal(default, Classify(TcpProxyEndToEndTests.StartupMessage[..12]));
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F }, "SslRequest")]
+    [InlineData(new byte[] { 0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x30 }, "GssEncRequest")]
+    [InlineData(new byte[] { 0, 0, 0, 16, 0x04, 0xD2, 0x16, 0x2E, 0, 0, 0, 1, 0, 0, 0, 2 }, "CancelRequest")]
+    [InlineData(new byte[] { 0x16, 0x03, 0x01, 0x02, 0x00 }, "DirectTls")]
+    public void Classify_SpecialRequests_KnownWithTheirLength(byte[] bytes, string kind)
+    {
+        Assert.Equal((Enum.Parse<FirstMessageKind>(kind), bytes.Length, null), Classify(bytes));
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0, 0, 0, 4, 0, 3, 0, 0 })]
+    [InlineData(new byte[] { 0, 0, 0x27, 0x11, 0, 3, 0, 0 })]
+    [InlineData(new byte[] { 0x47, 0x45, 0x54, 0x20, 0x2F, 0x20, 0x48, 0x54 })]
+    public void Classify_LengthOutOfBounds_Error(byte[] bytes)
+    {
+        Assert.Contains("not PostgreSQL's", Classify(bytes).Error);
+    }
+
+    private static byte[] Error(string code) => TcpProxyEndToEndTests.FakePostgres.Error(code, "m");
+
+    [Theory]
+    [InlineData("57P01", true)]
+    [InlineData("57P02", true)]
+    [InlineData("57P03", true)]
+    [InlineData("28P01", false)]
+    [InlineData("53300", false)]
+    public void Inspect_ErrorResponse_RejectsOnlyTheMemberGoingAwayCodes(string code, bool rejected)
+    {
+        var (complete, rejection) = PostgresStartup.Inspect(Error(code));
+        Assert.True(complete);
+        Assert.Equal(rejected, rejection is not null);
+    }
+
+    [Fact]
+    public void Inspect_PartOfAnErrorResponse_AsksForMore()
+    {
+        Assert.False(PostgresStartup.Inspect(Error("57P03")[..10]).Complete);
+        Assert.False(PostgresStartup.Inspect(ReadOnlySpan<byte>.Empty).Complete);
+    }
+
+    [Fact]
+    public void Inspect_AuthenticationRequest_PassedAfterItsFirstByte()
+    {
+        Assert.Equal((true, null), PostgresStartup.Inspect([(byte)'R']));
+    }
+}
