@@ -46,7 +46,7 @@ internal sealed class FakePatroniServer : IAsyncDisposable
 
     public int PrimaryStatus { get; set; } = StatusCodes.Status200OK;
 
-    /// <summary>Requests other than GET /primary (the /cluster polls).</summary>
+    /// <summary>Requests other than the GET /primary answered as a running primary (the /cluster polls).</summary>
     public int Requests => Volatile.Read(ref _requests);
 
     public int PrimaryRequests => Volatile.Read(ref _primaryRequests);
@@ -109,7 +109,8 @@ internal sealed class FakePatroniServer : IAsyncDisposable
     private Task HandleAsync(HttpContext context)
     {
         LastClientCertificate = context.Connection.ClientCertificate;
-        if (context.Request.Path == "/primary")
+        // A test that sets only Handler uses this server as a plain HTTP backend (the health checks): it gets /primary too.
+        if (context.Request.Path == "/primary" && (PrimaryHandler is not null || Handler is null))
         {
             Interlocked.Increment(ref _primaryRequests);
             if (PrimaryHandler is { } primary)
