@@ -19,7 +19,7 @@ internal enum FirstMessageKind
 }
 
 /// <summary>
-/// A session's first PostgreSQL message, taken off Kestrel's input pipe into one pooled buffer that also receives the
+/// A session's first PostgreSQL message, taken off the client's socket (or Kestrel's input pipe) into one pooled buffer that also receives the
 /// backend's first reply, so a session can be replayed on another member when the first one turns it away unseen.
 /// Only a plaintext StartupMessage is replayed: when the backend closes or resets before answering, or answers 57P03
 /// (cannot_connect_now: shutting down, starting up), 57P01 or 57P02, the client never sees it and the handler tries
@@ -112,6 +112,63 @@ internal sealed class PostgresStartup : IDisposable
         catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
         {
             // A reset or aborted connection.
+            return (null, null);
+        }
+        finally
+        {
+            timeout?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Reads the client's first message straight from its socket (the TCP ports' own transport, which keeps sessions
+    /// off Kestrel's pipes) into the pooled buffer itself. Whatever else arrived with the message is kept with it and
+    /// sent on first, so nothing is lost; a PostgreSQL client waits for the answer, so normally nothing does.
+    /// </summary>
+    /// <returns>The message; or null and why (null when the client just went away).</returns>
+    public static async Task<(PostgresStartup? Startup, string? Error)> ReadAsync(Socket client, TimeProvider time)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(MaxMessageLength + ReplyCapacity);
+        var filled = 0;
+        CancellationTokenSource? timeout = null;
+        try
+        {
+            while (true)
+            {
+                // Usually the message is already there: no timer is needed then.
+                if (client.Available == 0)
+                {
+                    timeout ??= new CancellationTokenSource(ReadTimeout, time);
+                }
+                var received = await client.ReceiveAsync(
+                    buffer.AsMemory(filled, MaxMessageLength - filled), SocketFlags.None, timeout?.Token ?? default).ConfigureAwait(false);
+                if (received == 0)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    return (null, filled == 0 ? null : $"the client closed after {filled} bytes of its first message");
+                }
+                filled += received;
+                var (kind, length, error) = Classify(new ReadOnlySequence<byte>(buffer, 0, filled));
+                if (error is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    return (null, error);
+                }
+                if (length > 0)
+                {
+                    return (new PostgresStartup(kind, buffer, filled), null);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (timeout?.IsCancellationRequested == true)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            return (null, $"no first message within {ReadTimeout.TotalSeconds:0} s");
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // A reset or aborted connection.
+            ArrayPool<byte>.Shared.Return(buffer);
             return (null, null);
         }
         finally

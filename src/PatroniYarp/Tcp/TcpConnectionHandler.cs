@@ -86,7 +86,10 @@ internal sealed partial class TcpConnectionHandler
             clientSocket.NoDelay = true;
         }
 
-        var (startup, error) = await PostgresStartup.ReadAsync(connection.Transport.Input, _time).ConfigureAwait(false);
+        // On the TCP ports' own transport, read the socket itself: touching Transport would put the session on pipes.
+        var (startup, error) = connection is TcpSocketConnection raw
+            ? await PostgresStartup.ReadAsync(raw.Socket, _time).ConfigureAwait(false)
+            : await PostgresStartup.ReadAsync(connection.Transport.Input, _time).ConfigureAwait(false);
         if (startup is null)
         {
             if (error is not null)
@@ -156,14 +159,23 @@ internal sealed partial class TcpConnectionHandler
         }
         try
         {
-            var flush = await connection.Transport.Output.WriteAsync(startup.Reply, session.Closing).ConfigureAwait(false);
-            session.AddBytesOut(startup.Reply.Length);
-            if (flush.IsCompleted)
+            if (connection is TcpSocketConnection raw)
+            {
+                // Straight to the socket, so the session stays off pipes (see HandleAsync).
+                var remaining = startup.Reply;
+                while (!remaining.IsEmpty)
+                {
+                    remaining = remaining[await raw.Socket.SendAsync(remaining, SocketFlags.None, session.Closing).ConfigureAwait(false)..];
+                }
+            }
+            else if ((await connection.Transport.Output.WriteAsync(startup.Reply, session.Closing).ConfigureAwait(false)).IsCompleted)
             {
                 session.Close(TcpForwarder.ReasonClientClosed);
+                return;
             }
+            session.AddBytesOut(startup.Reply.Length);
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException or SocketException)
         {
             session.Close(TcpForwarder.ReasonClientFailed);
         }
