@@ -2,14 +2,16 @@
 """Idle-session helper for bench/run.sh (Debian's python3 only, no packages).
 
   hold.py backend HOLD_PORT API_PORT STATUS_FILE
-      Accepts TCP connections on HOLD_PORT and holds them without reading or writing (a stand-in for a database
-      that keeps idle sessions). Serves a fake Patroni GET /cluster on API_PORT whose only member, "hold", is the
-      leader at 127.0.0.1:HOLD_PORT, so PatroniYarp can route a port to it. Writes the number of connections it
-      holds to STATUS_FILE twice a second. Runs until SIGTERM.
-  hold.py clients HOST PORT N STATUS_FILE
-      Opens N connections to HOST:PORT, waits until they are all open, then watches them: a connection the far
-      side closes counts as dropped. Writes "open=<n> failed=<n> dropped=<n>" to STATUS_FILE twice a second.
+      Accepts TCP connections on HOLD_PORT, answers each one's startup packet as a trusting PostgreSQL would
+      (AuthenticationOk, ReadyForQuery) and then holds it idle (a stand-in for a database that keeps idle sessions:
+      PostgreSQL will not take thousands). Serves a fake Patroni API on API_PORT: GET /cluster whose only member,
+      "hold", is the leader at 127.0.0.1:HOLD_PORT, and GET /primary confirming it is a running primary, so
+      PatroniYarp routes a leader port to it. Writes the number of sessions it holds to STATUS_FILE twice a second.
       Runs until SIGTERM.
+  hold.py clients HOST PORT N STATUS_FILE
+      Opens N connections to HOST:PORT, each sending a plaintext startup packet as a PostgreSQL client does, waits
+      until they are all open, then watches them: a connection the far side closes counts as dropped. Writes
+      "open=<n> failed=<n> dropped=<n>" to STATUS_FILE twice a second. Runs until SIGTERM.
 """
 import http.server
 import os
@@ -20,7 +22,12 @@ import signal
 import socket
 import sys
 import threading
+import struct
 import time
+
+# A protocol 3.0 StartupMessage for user "bench", and a trusting server's whole answer to it.
+STARTUP = (lambda body: struct.pack("!I", len(body) + 4) + body)(struct.pack("!I", 196608) + b"user\0bench\0\0")
+LOGIN_OK = b"R" + struct.pack("!II", 8, 0) + b"Z" + struct.pack("!I", 5) + b"I"
 
 # This machine allows 20 000 open files per process (hard limit); the default soft limit is far lower.
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -39,14 +46,16 @@ def backend(hold_port, api_port, status):
     cluster = json.dumps({"members": [{"name": "hold", "role": "leader", "state": "running",
                                        "api_url": f"http://127.0.0.1:{api_port}/patroni",
                                        "host": "127.0.0.1", "port": hold_port, "timeline": 1}]}).encode()
+    primary = json.dumps({"state": "running", "role": "master", "timeline": 1}).encode()
 
     class Api(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            body = primary if self.path.startswith("/primary") else cluster
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(cluster)))
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(cluster)
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
@@ -55,15 +64,32 @@ def backend(hold_port, api_port, status):
     threading.Thread(target=api.serve_forever, daemon=True).start()
 
     listener = socket.create_server(("127.0.0.1", hold_port), backlog=4096)
-    listener.settimeout(0.5)
+    listener.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
     held = []
+    last = 0.0
     while not stop.is_set():
-        try:
-            conn, _ = listener.accept()
-            held.append(conn)
-        except socket.timeout:
-            pass
-        write_status(status, str(len(held)))
+        for key, _ in sel.select(timeout=0.5):
+            if key.fileobj is listener:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    continue
+                conn.setblocking(False)
+                held.append(conn)
+                sel.register(conn, selectors.EVENT_READ)
+                continue
+            # The session's startup packet: answer it once, then keep the session idle (no longer watched).
+            sel.unregister(key.fileobj)
+            try:
+                if key.fileobj.recv(65536):
+                    key.fileobj.sendall(LOGIN_OK)
+            except OSError:
+                pass
+        if time.monotonic() - last > 0.5:
+            write_status(status, str(len(held)))
+            last = time.monotonic()
     api.shutdown()
 
 
@@ -76,6 +102,7 @@ def clients(host, port, n, status):
         s = socket.socket()
         try:
             s.connect((host, port))
+            s.sendall(STARTUP)
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ)
             opened += 1
@@ -88,7 +115,7 @@ def clients(host, port, n, status):
     while not stop.is_set():
         for key, _ in sel.select(timeout=0.5):
             try:
-                data = key.fileobj.recv(1)
+                data = key.fileobj.recv(4096)
             except OSError:
                 data = b""
             if not data:

@@ -128,11 +128,18 @@ internal sealed class PostgresStartup : IDisposable
     /// <returns>The message; or null and why (null when the client just went away).</returns>
     public static async Task<(PostgresStartup? Startup, string? Error)> ReadAsync(Socket client, TimeProvider time)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(MaxMessageLength + ReplyCapacity);
+        byte[]? buffer = null;
         var filled = 0;
         CancellationTokenSource? timeout = null;
         try
         {
+            // Wait for the first bytes without a buffer: a connection that has said nothing yet costs no 12 KiB.
+            if (client.Available == 0)
+            {
+                timeout = new CancellationTokenSource(ReadTimeout, time);
+                await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            }
+            buffer = ArrayPool<byte>.Shared.Rent(MaxMessageLength + ReplyCapacity);
             while (true)
             {
                 // Usually the message is already there: no timer is needed then.
@@ -162,18 +169,26 @@ internal sealed class PostgresStartup : IDisposable
         }
         catch (OperationCanceledException) when (timeout?.IsCancellationRequested == true)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            Return(buffer);
             return (null, $"no first message within {ReadTimeout.TotalSeconds:0} s");
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
             // A reset or aborted connection.
-            ArrayPool<byte>.Shared.Return(buffer);
+            Return(buffer);
             return (null, null);
         }
         finally
         {
             timeout?.Dispose();
+        }
+    }
+
+    private static void Return(byte[]? buffer)
+    {
+        if (buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
