@@ -23,7 +23,9 @@ public sealed class MetricsScrapeTests(RealClusterFixture fixture) : IAsyncLifet
         _proxy = await PatroniYarpProcess.StartAsync(TestYaml.Config(admin,
             TestYaml.Port("master", _masterPort, "leader") +
             TestYaml.Port("replicas", _replicasPort, "sync, async", "max_lag_in_bytes: 16777216") + "\n" +
-            TestYaml.Port("dead", _deadPort, "any", $"host_port: {FreePort.Next()}")), admin);
+            TestYaml.Port("dead", _deadPort, "any", $"host_port: {FreePort.Next()}") +
+            // The health-check API in sidecar mode beside the leader's Patroni, for the check instruments.
+            $"\nbackend: {{host: 127.0.0.1, port: {new Uri(PatroniClusterScript.ApiUrlOf(_leader)).Port}}}\ncache: {{ttl: 60, interval: 1}}\n"), admin);
         await ProxyState.WaitForDestinationsAsync(_proxy, "master", [_leader]);
     }
 
@@ -51,6 +53,23 @@ public sealed class MetricsScrapeTests(RealClusterFixture fixture) : IAsyncLifet
         Assert.True(samples.Has("patroniyarp_cluster_staleness_seconds"));
         Assert.Equal(0, samples.Sum("patroniyarp_cluster_stale", ("cluster", "demo")));
         Assert.True(samples.Has("process_cpu_time_seconds_total") || samples.Any(s => s.Name.StartsWith("dotnet_")));
+    }
+
+    [Fact]
+    public async Task Metrics_AfterHealthChecks_CountRequestsCacheMissesAndBackendLatency()
+    {
+        for (var i = 0; i < 5; i++)
+        {
+            using var response = await _proxy.Admin.GetAsync("/primary");
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var samples = await ScrapeUntilAsync(s =>
+            s.Sum("patroniyarp_health_check_requests_total") >= 5 && s.Sum("patroniyarp_health_check_cache_misses_total") >= 1);
+
+        // One call to Patroni within the ttl; the other four were cache hits (hits = requests - misses).
+        Assert.Equal(1, samples.Sum("patroniyarp_health_check_cache_misses_total"));
+        Assert.True(samples.Sum("patroniyarp_health_check_backend_duration_seconds_count") >= 1);
     }
 
     [Fact]
