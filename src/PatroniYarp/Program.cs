@@ -30,6 +30,7 @@ try
     builder.Services.AddPatroniDiscovery();
     builder.Services.AddPatroniRouting();
     builder.AddTcpProxy();
+    builder.AddAdminApi();
 
     var app = builder.Build();
 
