@@ -1,0 +1,98 @@
+using System.Net;
+using System.Net.Sockets;
+using PatroniYarp.IntegrationTests.Infrastructure;
+
+namespace PatroniYarp.IntegrationTests.Faults;
+
+/// <summary>
+/// A member that accepts and never answers, and one that resets every connection (loopback fakes behind a fake
+/// Patroni /cluster): the client's session ends cleanly and the proxy keeps no session, socket or task behind.
+/// </summary>
+public sealed class BackendFaultTests
+{
+    private const int Sessions = 20;
+
+    [Fact]
+    public async Task SilentBackend_ClientGivesUp_ProxyClosesTheBackendSideAndLeaksNothing()
+    {
+        await using var backend = new FakeBackend(BackendBehaviour.Silent);
+        await using var patroni = new FakeHttpApi(FakeHttpApi.ClusterWithLeaderAt(backend.Port));
+        var port = FreePort.Next();
+        await using var proxy = await StartProxyAsync(patroni, port);
+        var baseline = ProcessResources.OpenFiles(proxy.Pid);
+
+        var clients = new List<TcpClient>();
+        for (var i = 0; i < Sessions; i++)
+        {
+            var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, port);
+            await client.GetStream().WriteAsync(new byte[] { 0, 0, 0, 8, 4, 210, 22, 47 }); // SSLRequest
+            clients.Add(client);
+        }
+        await Eventually.UntilAsync(() => Task.FromResult(backend.Accepted == Sessions), TimeSpan.FromSeconds(20), "every session to reach the backend");
+        Assert.Equal(Sessions, await OpenSessionsAsync(proxy));
+
+        clients.ForEach(c => c.Dispose());
+
+        await Eventually.UntilAsync(() => Task.FromResult(backend.ClosedByPeer == Sessions), TimeSpan.FromSeconds(20), "the proxy to close every backend connection");
+        await Eventually.UntilAsync(async () => await OpenSessionsAsync(proxy) == 0, TimeSpan.FromSeconds(20), "no open sessions");
+        await Eventually.UntilAsync(() => Task.FromResult(ProcessResources.OpenFiles(proxy.Pid) <= baseline), TimeSpan.FromSeconds(20),
+            $"the proxy's open files to return to {baseline}");
+    }
+
+    [Fact]
+    public async Task ResettingBackend_ClientSessionEndsAtOnce_ProxyLeaksNothing()
+    {
+        await using var backend = new FakeBackend(BackendBehaviour.Reset);
+        await using var patroni = new FakeHttpApi(FakeHttpApi.ClusterWithLeaderAt(backend.Port));
+        var port = FreePort.Next();
+        await using var proxy = await StartProxyAsync(patroni, port);
+        var baseline = ProcessResources.OpenFiles(proxy.Pid);
+
+        for (var i = 0; i < Sessions; i++)
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, port);
+            var stream = client.GetStream();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            try
+            {
+                await stream.WriteAsync(new byte[] { 0, 0, 0, 8, 4, 210, 22, 47 }, timeout.Token);
+                Assert.Equal(0, await stream.ReadAsync(new byte[16], timeout.Token));
+            }
+            catch (IOException)
+            {
+                // A reset passed on as a reset is a clean end too.
+            }
+        }
+
+        // Once a connect fails on the reset, the member is passively unhealthy for a while and later sessions are refused
+        // without trying it: either way each client saw its session end.
+        Assert.InRange(backend.Accepted, 1, Sessions);
+        await Eventually.UntilAsync(async () => await OpenSessionsAsync(proxy) == 0, TimeSpan.FromSeconds(20), "no open sessions");
+        await Eventually.UntilAsync(() => Task.FromResult(ProcessResources.OpenFiles(proxy.Pid) <= baseline), TimeSpan.FromSeconds(20),
+            $"the proxy's open files to return to {baseline}");
+        Assert.False(proxy.HasExited);
+    }
+
+    private static async Task<PatroniYarpProcess> StartProxyAsync(FakeHttpApi patroni, int port)
+    {
+        var admin = FreePort.Next();
+        var proxy = await PatroniYarpProcess.StartAsync($$"""
+            cluster_update_interval: 1
+            listen_address: "127.0.0.1:{{admin}}"
+            clusters:
+              fake:
+                hosts: ["{{patroni.Url}}"]
+                ports:
+                  master: {listen: "127.0.0.1:{{port}}", roles: [leader]}
+            """, admin);
+        await Eventually.UntilAsync(async () =>
+            (await proxy.GetJsonAsync("/clusters")).GetProperty("clusters").GetProperty("fake").GetProperty("ports").GetProperty("master")
+                .GetProperty("destinations").GetArrayLength() == 1, TimeSpan.FromSeconds(20), "the fake member as destination");
+        return proxy;
+    }
+
+    private static async Task<int> OpenSessionsAsync(PatroniYarpProcess proxy) =>
+        (await proxy.GetJsonAsync("/connections")).GetProperty("count").GetInt32();
+}
