@@ -47,6 +47,12 @@ catch (ConfigurationException ex)
     Console.Error.WriteLine($"PatroniYarp: invalid configuration: {ex.Message}");
     return 1;
 }
+catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+{
+    // Kestrel's message names the address ("Failed to bind to address http://127.0.0.1:6432: address already in use.").
+    Console.Error.WriteLine($"PatroniYarp: cannot listen: {ex.Message}");
+    return 1;
+}
 
 /// <summary>Entry point; public so that WebApplicationFactory&lt;Program&gt; can host it in tests.</summary>
 public partial class Program;
