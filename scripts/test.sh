@@ -39,6 +39,19 @@ run_tests() {
   count "$log"
 }
 
+# Real clients the integration tests drive, beside what the cluster script installs (Patroni, etcd, PostgreSQL).
+ensure_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+ensure_packages haproxy openssl postgresql-client
+
 dotnet build PatroniYarp.sln -nologo -v q || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 run_tests tests/PatroniYarp.Tests

@@ -1,11 +1,17 @@
 using Microsoft.Extensions.Options;
 using PatroniYarp.Admin;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
+using PatroniYarp.HealthChecks;
 using PatroniYarp.Patroni;
 using PatroniYarp.Routing;
 using PatroniYarp.Tcp;
 
 // Patroni cluster state → snapshot store → YARP config (one cluster per port) → TCP forwarding and HTTP checks.
+if (args is [HealthProbe.Option, ..])
+{
+    return await HealthProbe.RunAsync(args, Console.Out, Console.Error);
+}
 var cli = CommandLineArguments.Parse(args);
 if (cli.Error is not null)
 {
@@ -29,7 +35,9 @@ try
     }
     builder.Services.AddPatroniDiscovery();
     builder.Services.AddPatroniRouting();
+    builder.Services.AddPatroniHealthChecks();
     builder.AddTcpProxy();
+    builder.AddPatroniYarpDiagnostics();
     builder.AddAdminApi();
 
     var app = builder.Build();
@@ -37,8 +45,17 @@ try
     // Resolving the monitor loads and validates the configuration: an invalid file stops start-up here, by name.
     _ = app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>().CurrentValue;
 
+    app.MapDiagnostics();
     app.MapAdminApi();
-    app.MapReverseProxy();
+    app.MapStatusPage();
+    app.MapReverseProxy(proxy =>
+    {
+        // The health-check routes are answered first; the rest is YARP's default pipeline.
+        proxy.UsePatroniHealthChecks();
+        proxy.UseSessionAffinity();
+        proxy.UseLoadBalancing();
+        proxy.UsePassiveHealthChecks();
+    });
     app.Run();
     return 0;
 }

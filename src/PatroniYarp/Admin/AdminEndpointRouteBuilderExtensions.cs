@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.HealthChecks;
 using PatroniYarp.Patroni;
 using PatroniYarp.Tcp;
 using Yarp.ReverseProxy;
@@ -20,7 +21,9 @@ internal static partial class AdminEndpointRouteBuilderExtensions
         app.UseMiddleware<AdminTokenMiddleware>();
         app.UseRateLimiter();
 
-        var admin = app.MapGroup("").WithMetadata(AdminEndpointMetadata.Instance);
+        // The patroniglue frontend serves the health checks only; there the admin API does not exist.
+        var admin = app.MapGroup("").WithMetadata(AdminEndpointMetadata.Instance).AddEndpointFilter(static (context, next) =>
+            FrontendListenerFeature.IsFrontend(context.HttpContext) ? ValueTask.FromResult<object?>(Results.NotFound()) : next(context));
         admin.MapGet("/", () => Results.Text("OK"));
         admin.MapGet("/update_clusters", UpdateClustersAsync).RequireRateLimiting(AdminHostingExtensions.UpdateClustersPolicy);
         admin.MapGet("/clusters", GetClusters);

@@ -1,6 +1,7 @@
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using PatroniYarp.HealthChecks;
 
 namespace PatroniYarp.Admin;
 
@@ -28,14 +29,17 @@ internal static class AdminHostingExtensions
         builder.Services.AddRateLimiter(static limiter =>
         {
             limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-            // One global window, not per client: what is protected is the Patroni API behind every poll.
-            limiter.AddFixedWindowLimiter(UpdateClustersPolicy, static window =>
-            {
-                window.PermitLimit = 1;
-                window.Window = TimeSpan.FromSeconds(1);
-                window.QueueLimit = 2;
-                window.QueueProcessingOrder = QueueProcessingOrder.OldestFirst;
-            });
+            // One global window, not per client: what is protected is the Patroni API behind every poll. Requests on the
+            // health-check frontend (where the admin API answers 404) must not use up its permits.
+            limiter.AddPolicy(UpdateClustersPolicy, static context => FrontendListenerFeature.IsFrontend(context)
+                ? RateLimitPartition.GetNoLimiter("frontend")
+                : RateLimitPartition.GetFixedWindowLimiter("admin", static _ => new FixedWindowRateLimiterOptions
+                {
+                    PermitLimit = 1,
+                    Window = TimeSpan.FromSeconds(1),
+                    QueueLimit = 2,
+                    QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+                }));
         });
         return builder;
     }

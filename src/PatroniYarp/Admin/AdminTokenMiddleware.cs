@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using PatroniYarp.Configuration;
+using PatroniYarp.HealthChecks;
 
 namespace PatroniYarp.Admin;
 
@@ -15,7 +16,8 @@ internal sealed class AdminEndpointMetadata
 /// <summary>
 /// When <c>admin_token</c> is set, admin endpoints answer 401 unless the request carries
 /// <c>Authorization: Bearer &lt;admin_token&gt;</c>. Runs after routing (it needs the endpoint) and before rate
-/// limiting, so unauthenticated requests cannot use up /update_clusters' permits.
+/// limiting, so unauthenticated requests cannot use up /update_clusters' permits. On the health-check frontend the
+/// admin API answers 404 whatever the token.
 /// </summary>
 internal sealed class AdminTokenMiddleware(RequestDelegate next, IOptionsMonitor<ProxyOptions> options)
 {
@@ -24,6 +26,7 @@ internal sealed class AdminTokenMiddleware(RequestDelegate next, IOptionsMonitor
     public Task InvokeAsync(HttpContext context)
     {
         if (context.GetEndpoint()?.Metadata.GetMetadata<AdminEndpointMetadata>() is null
+            || FrontendListenerFeature.IsFrontend(context)
             || options.CurrentValue.AdminToken is not { Length: > 0 } token
             || IsAuthorized(context.Request.Headers.Authorization.ToString(), token))
         {

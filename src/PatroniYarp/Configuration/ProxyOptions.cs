@@ -36,6 +36,18 @@ internal sealed record ProxyOptions
     [ConfigurationKeyName("clusters")]
     public IReadOnlyDictionary<string, ClusterOptions> Clusters { get; init; } = new Dictionary<string, ClusterOptions>();
 
+    /// <summary>patroniglue: the health-check API's own listener (HTTP or HTTPS).</summary>
+    [ConfigurationKeyName("frontend")]
+    public FrontendOptions? Frontend { get; init; }
+
+    /// <summary>patroniglue: the Patroni REST API the sidecar checks (/primary, /replica, …) are forwarded to.</summary>
+    [ConfigurationKeyName("backend")]
+    public BackendOptions? Backend { get; init; }
+
+    /// <summary>patroniglue: how long sidecar check answers are cached.</summary>
+    [ConfigurationKeyName("cache")]
+    public CacheOptions Cache { get; init; } = new();
+
     public TimeSpan ClusterUpdatePeriod => TimeSpan.FromSeconds(ClusterUpdateInterval);
 
     public TimeSpan ApiTimeoutPeriod => TimeSpan.FromSeconds(ApiTimeout);
@@ -43,6 +55,18 @@ internal sealed record ProxyOptions
     public TimeSpan DrainPeriod => TimeSpan.FromSeconds(DrainTimeout);
 
     public string EffectiveListenAddress => string.IsNullOrWhiteSpace(ListenAddress) ? DefaultListenAddress : ListenAddress;
+
+    /// <summary>
+    /// The sidecar checks are on when a patroniglue frontend or backend is configured; the backend's defaults
+    /// (127.0.0.1:8008) apply when only the frontend is.
+    /// </summary>
+    public BackendOptions? SidecarBackend => Backend ?? (Frontend is null ? null : new BackendOptions());
+
+    /// <summary>
+    /// The admin listener opens where patroni_proxy would have it (listen_address or clusters configured); a
+    /// patroniglue file alone listens on its frontend only, so that several sidecars can run on one host.
+    /// </summary>
+    public bool AdminListenerEnabled => !string.IsNullOrWhiteSpace(ListenAddress) || Clusters.Count > 0;
 }
 
 /// <summary>One Patroni cluster: where its REST API is and which proxy ports it serves.</summary>
@@ -97,4 +121,18 @@ internal sealed record PortOptions
     /// <summary>Seconds a connect to one member may take before the next eligible one is tried.</summary>
     [ConfigurationKeyName("connect_timeout")]
     public double ConnectTimeout { get; init; } = 2;
+
+    /// <summary>
+    /// Seconds a new session is held while the port has no member to send it to (a leaderless moment during a
+    /// switchover or failover, no eligible member), waiting for one to appear; then it is closed. 0 closes it at once,
+    /// as patroni_proxy does. The name is kept from the leader case, but it applies to every port.
+    /// </summary>
+    [ConfigurationKeyName("leader_wait_timeout")]
+    public double LeaderWaitTimeout { get; init; } = 5;
+
+    /// <summary>Sessions the port holds at most while it waits for a member; beyond it new sessions are refused at once.</summary>
+    [ConfigurationKeyName("max_waiting")]
+    public int MaxWaiting { get; init; } = 1000;
+
+    public TimeSpan LeaderWaitPeriod => TimeSpan.FromSeconds(LeaderWaitTimeout);
 }

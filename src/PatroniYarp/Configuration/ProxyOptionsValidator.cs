@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Reflection;
+using System.Security.Authentication;
 using Microsoft.Extensions.Configuration;
 using PatroniYarp.Routing;
 
@@ -23,6 +24,9 @@ internal static class ProxyOptionsValidator
             hosts: ["http://127.0.0.1:8008"]
             ports:
               master: {listen: "127.0.0.1:6432", roles: [leader]}
+        or, for the health checks of one Patroni (patroniglue's config.yml):
+        frontend: {host: 127.0.0.1, port: 8080}
+        backend: {host: 127.0.0.1, port: 8008}
         """;
 
     // Sections ASP.NET itself reads, which may sensibly sit in the YAML file too.
@@ -32,6 +36,9 @@ internal static class ProxyOptionsValidator
     private static readonly string[] ClusterKeys = KeysOf<ClusterOptions>();
     private static readonly string[] TlsKeys = KeysOf<TlsOptions>();
     private static readonly string[] PortKeys = KeysOf<PortOptions>();
+    private static readonly string[] FrontendKeys = KeysOf<FrontendOptions>();
+    private static readonly string[] BackendKeys = KeysOf<BackendOptions>();
+    private static readonly string[] CacheKeys = KeysOf<CacheOptions>();
 
     public static ProxyOptionsValidation Validate(ProxyOptions options, IConfigurationRoot configuration)
     {
@@ -50,14 +57,28 @@ internal static class ProxyOptionsValidator
         var listeners = new List<(string Key, ListenAddress Address)>();
         if (ListenAddress.TryParse(options.EffectiveListenAddress, out var admin))
         {
-            listeners.Add(("listen_address", admin));
+            // A patroniglue file alone opens no admin listener, so its default address cannot clash.
+            if (options.AdminListenerEnabled)
+            {
+                listeners.Add(("listen_address", admin));
+            }
         }
         else
         {
             context.Error("listen_address", $"'{options.ListenAddress}' is not a listen address (expected host:port, e.g. 127.0.0.1:8009, [::1]:8009, *:8009)");
         }
 
-        if (options.Clusters.Count == 0)
+        if (options.Frontend is { } frontend)
+        {
+            ValidateFrontend(frontend, listeners, context);
+        }
+        if (options.Backend is { } backend)
+        {
+            ValidateBackend(backend, context);
+        }
+        ValidateCache(options.Cache, context);
+
+        if (options.Clusters.Count == 0 && options.SidecarBackend is null)
         {
             context.Error("clusters", $"no clusters configured; {MinimalConfiguration}");
         }
@@ -107,6 +128,106 @@ internal static class ProxyOptionsValidator
         foreach (var (portName, port) in cluster.Ports)
         {
             ValidatePort(ConfigurationPath.Combine(portsKey, portName), portName, port, listeners, context);
+        }
+    }
+
+    private static void ValidateFrontend(FrontendOptions frontend, List<(string Key, ListenAddress Address)> listeners, Context context)
+    {
+        if (frontend.Port is < 1 or > 65535)
+        {
+            context.Error("frontend:port", $"{frontend.Port} is not a port (expected 1-65535)");
+        }
+        else if (!ListenAddress.TryParse(frontend.ListenText, out var address))
+        {
+            context.Error("frontend:host", $"'{frontend.Host}' is not an address to listen on (an IP address, a host name or *)");
+        }
+        else
+        {
+            var clash = listeners.Find(other => other.Address.ClashesWith(address));
+            if (clash.Key is not null)
+            {
+                context.Error("frontend", $"'{address}' clashes with {ConfigurationKeySources.DisplayKey(clash.Key)} ('{clash.Address}')");
+            }
+            listeners.Add(("frontend", address));
+        }
+
+        context.ReadableFile("frontend:certfile", frontend.CertFile);
+        context.ReadableFile("frontend:keyfile", frontend.KeyFile);
+        if (string.IsNullOrEmpty(frontend.CertFile) != string.IsNullOrEmpty(frontend.KeyFile))
+        {
+            context.Error(string.IsNullOrEmpty(frontend.CertFile) ? "frontend:keyfile" : "frontend:certfile",
+                "HTTPS needs both certfile and keyfile (PEM files); set both, or neither for HTTP");
+        }
+        if (!frontend.IsHttps && (frontend.TlsMinVersion is not null || frontend.TlsCiphers.Count > 0))
+        {
+            context.Warnings.Add($"{ConfigurationKeySources.Describe(context.Configuration, "frontend")}: tls-min-version and tls-ciphers apply to HTTPS only (set certfile and keyfile); ignored");
+        }
+        SslProtocols? protocols = null;
+        if (frontend.TlsMinVersion is { } minVersion)
+        {
+            if (PatroniGlueTls.TryParseMinVersion(minVersion, out var parsed, out var versionError))
+            {
+                protocols = parsed;
+            }
+            else
+            {
+                context.Error("frontend:tls-min-version", versionError);
+            }
+        }
+
+        if (frontend.TlsCiphers.Count == 0)
+        {
+            if (context.NotAList("frontend:tls-ciphers", "tls-ciphers") is { } notAList)
+            {
+                context.Error("frontend:tls-ciphers", notAList);
+            }
+        }
+        else if (OperatingSystem.IsWindows())
+        {
+            context.Error("frontend:tls-ciphers", "cipher suites cannot be chosen on Windows (.NET has no CipherSuitesPolicy there); remove tls-ciphers");
+        }
+        else
+        {
+            var suites = PatroniGlueTls.ParseCiphers(frontend.TlsCiphers, out var unknown);
+            if (unknown.Count > 0)
+            {
+                context.Error("frontend:tls-ciphers", $"unknown cipher suite(s): {string.Join(", ", unknown)} (expected IANA names as in Go's crypto/tls, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)");
+            }
+            else if (PatroniGlueTls.EffectiveProtocols(protocols, suites) == SslProtocols.None)
+            {
+                context.Error("frontend:tls-ciphers", $"no suite listed can be used with {frontend.TlsMinVersion} and later (TLS 1.3 has suites of its own, e.g. TLS_AES_128_GCM_SHA256)");
+            }
+        }
+    }
+
+    private static void ValidateBackend(BackendOptions backend, Context context)
+    {
+        if (string.IsNullOrWhiteSpace(backend.Host) || Uri.CheckHostName(backend.Host.Trim('[', ']')) == UriHostNameType.Unknown)
+        {
+            context.Error("backend:host", $"'{backend.Host}' is not a host name or IP address of a Patroni REST API");
+        }
+        if (backend.Port is < 1 or > 65535)
+        {
+            context.Error("backend:port", $"{backend.Port} is not a port (expected 1-65535)");
+        }
+        if (backend.Scheme is not ("http" or "https"))
+        {
+            context.Error("backend:scheme", $"'{backend.Scheme}' is not a scheme of the Patroni REST API (expected http or https)");
+        }
+        context.Seconds("backend:timeout", backend.Timeout);
+    }
+
+    private static void ValidateCache(CacheOptions cache, Context context)
+    {
+        // ttl 0 is allowed: no caching, concurrent calls still merged.
+        if (!(cache.Ttl >= 0) || cache.Ttl > MaxSeconds)
+        {
+            context.Error("cache:ttl", $"must be 0 (no caching) or a positive number of seconds up to {MaxSeconds.ToString(CultureInfo.InvariantCulture)}, got {cache.Ttl.ToString(CultureInfo.InvariantCulture)}");
+        }
+        context.Seconds("cache:interval", cache.Interval);
+        if (!(cache.StaleIfError >= 0) || cache.StaleIfError > MaxSeconds)
+        {
+            context.Error("cache:stale_if_error", $"must be 0 (off) or a positive number of seconds up to {MaxSeconds.ToString(CultureInfo.InvariantCulture)}, got {cache.StaleIfError.ToString(CultureInfo.InvariantCulture)}");
         }
     }
 
@@ -173,6 +294,17 @@ internal static class ProxyOptionsValidator
             context.Error(ConfigurationPath.Combine(key, "max_lag_in_bytes"), $"must be a positive number of bytes, got {port.MaxLagInBytes}");
         }
         context.Seconds(ConfigurationPath.Combine(key, "connect_timeout"), port.ConnectTimeout);
+        // 0 is allowed: no holding, a session without a member is closed at once.
+        if (!(port.LeaderWaitTimeout >= 0) || port.LeaderWaitTimeout > MaxSeconds)
+        {
+            context.Error(ConfigurationPath.Combine(key, "leader_wait_timeout"),
+                $"must be 0 (do not hold) or a positive number of seconds up to {MaxSeconds.ToString(CultureInfo.InvariantCulture)}, got {port.LeaderWaitTimeout.ToString(CultureInfo.InvariantCulture)}");
+        }
+        if (port.MaxWaiting < 0)
+        {
+            context.Error(ConfigurationPath.Combine(key, "max_waiting"),
+                $"must be 0 (hold no session) or a positive number of sessions, got {port.MaxWaiting.ToString(CultureInfo.InvariantCulture)}");
+        }
     }
 
     /// <summary>Typo protection for the YAML file(s): keys the options do not know are ignored by the binder, silently.</summary>
@@ -182,6 +314,9 @@ internal static class ProxyOptionsValidator
         {
             var file = ConfigurationKeySources.NameOf(yaml);
             WarnAbout(yaml, file, parent: null, TopLevelKeys, context);
+            WarnAbout(yaml, file, "frontend", FrontendKeys, context);
+            WarnAbout(yaml, file, "backend", BackendKeys, context);
+            WarnAbout(yaml, file, "cache", CacheKeys, context);
             foreach (var cluster in ChildKeys(yaml, "clusters"))
             {
                 var clusterKey = ConfigurationPath.Combine("clusters", cluster);
@@ -217,6 +352,8 @@ internal static class ProxyOptionsValidator
 
     private sealed class Context(IConfigurationRoot configuration)
     {
+        public IConfigurationRoot Configuration => configuration;
+
         public List<string> Errors { get; } = [];
 
         public List<string> Warnings { get; } = [];

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 
 namespace PatroniYarp.Patroni;
 
@@ -8,7 +9,7 @@ namespace PatroniYarp.Patroni;
 /// Keeps <see cref="ClusterStateStore"/> current: one loop per configured cluster polls Patroni's /cluster every
 /// cluster_update_interval, and faster (<see cref="FastInterval"/>) while the cluster is unstable — no single leader,
 /// the leader just changed, or a poll was requested — until <see cref="CalmPollsToLeaveFastMode"/> polls in a row
-/// see the same leader. Follows configuration reloads: clusters are added and removed, clients rebuilt when hosts,
+/// see the same leader (and, after a request, for at least <see cref="RequestedFastPeriod"/>). Follows configuration reloads: clusters are added and removed, clients rebuilt when hosts,
 /// TLS or api_timeout change. Every poll takes a sequence number when it starts, so a slower older poll never
 /// replaces a newer one in the store.
 /// </summary>
@@ -26,11 +27,19 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
     /// </summary>
     internal static readonly TimeSpan FastModeLimit = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// A requested poll keeps the cluster polled fast at least this long, even when the leader it sees looks calm: a
+    /// leader that refuses connections stays in /cluster until its shutdown ends and it releases the leader key, and
+    /// the held sessions waiting for its successor ask again before this runs out.
+    /// </summary>
+    internal static readonly TimeSpan RequestedFastPeriod = TimeSpan.FromSeconds(2);
+
     private readonly ClusterStateStore _store;
     private readonly IOptionsMonitor<ProxyOptions> _options;
     private readonly TimeProvider _time;
     private readonly ILogger<ClusterPoller> _logger;
     private readonly ILogger<PatroniApiClient> _clientLogger;
+    private readonly ProxyMetrics? _metrics;
     private readonly Lock _gate = new();
     private readonly Dictionary<string, ClusterLoop> _loops = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
@@ -42,13 +51,15 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
         IOptionsMonitor<ProxyOptions> options,
         TimeProvider time,
         ILogger<ClusterPoller> logger,
-        ILogger<PatroniApiClient> clientLogger)
+        ILogger<PatroniApiClient> clientLogger,
+        ProxyMetrics? metrics = null)
     {
         _store = store;
         _options = options;
         _time = time;
         _logger = logger;
         _clientLogger = clientLogger;
+        _metrics = metrics;
     }
 
     public Task StartAsync(CancellationToken cancellationToken)
@@ -176,6 +187,7 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
         private int _pollRequested;
         private int _calmPollsLeft;
         private DateTimeOffset _fastSince;
+        private DateTimeOffset _requestedUntil;
         private Task _run = Task.CompletedTask;
 
         public string Name => name;
@@ -264,6 +276,7 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
             if (previous?.Snapshot is not null && oldLeader != newLeader)
             {
                 Log.LeaderChanged(owner._logger, Name, oldLeader ?? "(none)", newLeader ?? "(none)");
+                owner._metrics?.LeaderChanged(Name);
             }
             if (previous is { IsStale: true, LastError: not null })
             {
@@ -283,6 +296,7 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
                 var wake = NewWake();
                 Volatile.Write(ref _wake, wake);
                 var requested = Interlocked.Exchange(ref _pollRequested, 0) == 1;
+                var started = owner._time.GetTimestamp();
                 try
                 {
                     await PollAsync(requested, cancellationToken).ConfigureAwait(false);
@@ -299,17 +313,26 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
 
                 using var delayCancellation = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 var delay = Task.Delay(NextDelay(), owner._time, delayCancellation.Token);
-                await Task.WhenAny(delay, wake.Task).ConfigureAwait(false);
+                var woken = await Task.WhenAny(delay, wake.Task).ConfigureAwait(false) == wake.Task;
                 await delayCancellation.CancelAsync().ConfigureAwait(false);
+
+                // Requests keep coming while sessions wait for a leader: they must not turn into back-to-back polls
+                // (a reload is applied at once).
+                var sinceStart = owner._time.GetElapsedTime(started);
+                if (woken && Volatile.Read(ref _pollRequested) == 1 && sinceStart < FastInterval)
+                {
+                    await Task.Delay(FastInterval - sinceStart, owner._time, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
 
         private TimeSpan NextDelay()
         {
             var period = Volatile.Read(ref _settings).Period;
+            var now = owner._time.GetUtcNow();
             lock (_modeGate)
             {
-                return _calmPollsLeft > 0 && FastInterval < period ? FastInterval : period;
+                return (_calmPollsLeft > 0 || now < _requestedUntil) && FastInterval < period ? FastInterval : period;
             }
         }
 
@@ -317,6 +340,10 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
         {
             lock (_modeGate)
             {
+                if (requested)
+                {
+                    _requestedUntil = now + RequestedFastPeriod;
+                }
                 if (requested || leaderChanged)
                 {
                     _fastSince = now;
@@ -340,7 +367,8 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
         {
             try
             {
-                var client = new PatroniApiClient(Name, cluster, options.ApiTimeoutPeriod, owner._time, owner._clientLogger);
+                var client = new PatroniApiClient(Name, cluster, options.ApiTimeoutPeriod, owner._time, owner._clientLogger,
+                    metrics: owner._metrics);
                 return new LoopSettings(options.ClusterUpdatePeriod, client, null);
             }
             catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException or ArgumentException)

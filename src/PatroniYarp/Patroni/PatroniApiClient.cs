@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 using Polly;
 using Polly.Retry;
 
@@ -37,6 +38,7 @@ internal sealed partial class PatroniApiClient : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly int _maxBodyBytes;
+    private readonly ProxyMetrics? _metrics;
     private readonly Lock _gate = new();
     private ImmutableArray<string> _order;
     // The failure last logged per host: a host that keeps failing the same way is logged once, not on every poll.
@@ -52,7 +54,8 @@ internal sealed partial class PatroniApiClient : IDisposable
         TimeSpan apiTimeout,
         TimeProvider time,
         ILogger<PatroniApiClient> logger,
-        int maxBodyBytes = ClusterJsonParser.DefaultMaxBytes)
+        int maxBodyBytes = ClusterJsonParser.DefaultMaxBytes,
+        ProxyMetrics? metrics = null)
     {
         if (options.Hosts.Count == 0)
         {
@@ -65,6 +68,7 @@ internal sealed partial class PatroniApiClient : IDisposable
         _time = time;
         _logger = logger;
         _maxBodyBytes = maxBodyBytes;
+        _metrics = metrics;
         _order = [.. options.Hosts];
         _http = CreateHttpClient(options.Tls, apiTimeout);
         _pipeline = CreatePipeline(options.Hosts.Count, apiTimeout, time);
@@ -158,6 +162,7 @@ internal sealed partial class PatroniApiClient : IDisposable
             var answer = await FetchAsync(host, context.CancellationToken).ConfigureAwait(false);
             if (answer.Answer is { IsSuccess: true })
             {
+                _metrics?.PatroniPolled(_cluster, host, _time.GetElapsedTime(started), succeeded: true);
                 Reorder(host, answered: true);
                 return Outcome.FromResult(answer);
             }
@@ -173,6 +178,7 @@ internal sealed partial class PatroniApiClient : IDisposable
                 {
                     Log.FailedAgain(_logger, _cluster, host, reason);
                 }
+                _metrics?.PatroniPolled(_cluster, host, _time.GetElapsedTime(started), succeeded: false);
                 return Failed(host, reason, state);
             }
             reason = answer.Failure!;
@@ -194,6 +200,7 @@ internal sealed partial class PatroniApiClient : IDisposable
         {
             Log.FailedAgain(_logger, _cluster, host, reason);
         }
+        _metrics?.PatroniPolled(_cluster, host, _time.GetElapsedTime(started), succeeded: false);
         return Failed(host, reason, state);
     }
 

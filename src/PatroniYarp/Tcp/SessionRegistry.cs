@@ -15,6 +15,10 @@ internal sealed class SessionRegistry(TimeProvider timeProvider)
 
     private readonly ConcurrentDictionary<long, TcpSession> _sessions = new();
     private readonly ConcurrentDictionary<DestinationKey, SessionCounter> _counters = new();
+    // Totals of ended sessions; a session moves from _sessions into them under the lock so that TrafficTotals never
+    // counts it twice or not at all (the metrics are counters: they must never go down).
+    private readonly Lock _endedGate = new();
+    private readonly Dictionary<SessionGroup, SessionTraffic> _ended = [];
     private long _lastId;
 
     /// <summary>The counter of one destination, created on first use and kept for the life of the process.</summary>
@@ -35,13 +39,40 @@ internal sealed class SessionRegistry(TimeProvider timeProvider)
 
     public void Unregister(TcpSession session)
     {
-        if (_sessions.TryRemove(session.Id, out _))
+        lock (_endedGate)
         {
-            GetCounter(session.Endpoint.ClusterId, session.DestinationId).Decrement();
+            if (!_sessions.TryRemove(session.Id, out _))
+            {
+                return;
+            }
+            var group = new SessionGroup(session.Endpoint.ClusterName, session.Endpoint.PortName, session.Member);
+            _ended[group] = _ended.GetValueOrDefault(group).Add(0, session.BytesIn, session.BytesOut);
+        }
+        GetCounter(session.Endpoint.ClusterId, session.DestinationId).Decrement();
+    }
+
+    /// <summary>
+    /// Per cluster, port and member since the process started: sessions open now, sessions ever opened, and bytes in
+    /// each direction of ended and open sessions. Read by the metrics at scrape time, so forwarding pays nothing for it.
+    /// </summary>
+    public IReadOnlyDictionary<SessionGroup, SessionTraffic> TrafficTotals()
+    {
+        lock (_endedGate)
+        {
+            var totals = new Dictionary<SessionGroup, SessionTraffic>(_ended);
+            foreach (var session in _sessions.Values)
+            {
+                var group = new SessionGroup(session.Endpoint.ClusterName, session.Endpoint.PortName, session.Member);
+                totals[group] = totals.GetValueOrDefault(group).Add(1, session.BytesIn, session.BytesOut);
+            }
+            return totals;
         }
     }
 
     public int Count => _sessions.Count;
+
+    /// <summary>The open sessions, in no order (for closing or counting a group of them).</summary>
+    public IEnumerable<TcpSession> OpenSessions() => _sessions.Values;
 
     /// <summary>Open sessions, oldest first.</summary>
     public IReadOnlyList<TcpSessionInfo> Snapshot()
@@ -145,6 +176,16 @@ internal sealed class SessionRegistry(TimeProvider timeProvider)
 
 /// <summary>A destination of a port: YARP cluster id and destination id.</summary>
 internal readonly record struct DestinationKey(string ClusterId, string DestinationId);
+
+/// <summary>Sessions of one member through one configured port.</summary>
+internal readonly record struct SessionGroup(string Cluster, string Port, string Member);
+
+/// <summary>Session totals of a <see cref="SessionGroup"/>; <see cref="Opened"/> counts ended and open sessions.</summary>
+internal readonly record struct SessionTraffic(int Open, long Opened, long BytesIn, long BytesOut)
+{
+    public SessionTraffic Add(int open, long bytesIn, long bytesOut) =>
+        new(Open + open, Opened + 1, BytesIn + bytesIn, BytesOut + bytesOut);
+}
 
 /// <param name="Port">The port's YARP cluster id.</param>
 internal sealed record ClosedSessions(string Port, string Member, string Reason, int Count);

@@ -4,6 +4,9 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
+using ClusterPoller = PatroniYarp.Patroni.ClusterPoller;
+using IClusterRefresher = PatroniYarp.Patroni.IClusterRefresher;
 using PatroniYarp.Routing;
 using Polly;
 using Polly.Timeout;
@@ -15,12 +18,16 @@ namespace PatroniYarp.Tcp;
 
 /// <summary>
 /// The end of a TCP port's Kestrel pipeline: picks a destination from YARP's state for the port, connects (with the
-/// port's timeout; a failed member is marked unhealthy for a while and the next is tried), then forwards.
+/// port's timeout; a failed member is marked unhealthy for a while and the next is tried), then forwards. A session
+/// with no destination left is held until one appears (see <see cref="HeldSession"/>).
 /// </summary>
 internal sealed partial class TcpConnectionHandler
 {
     private static readonly ResiliencePropertyKey<TimeSpan> ConnectTimeoutKey = new("PatroniYarp.Tcp.ConnectTimeout");
     private static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>A held session asks for a poll again this often, so the cluster stays polled fast while it waits.</summary>
+    private static readonly TimeSpan RenewPollRequestAfter = ClusterPoller.RequestedFastPeriod / 2;
 
     private readonly IProxyStateLookup _state;
     private readonly IDestinationHealthUpdater _health;
@@ -29,12 +36,20 @@ internal sealed partial class TcpConnectionHandler
     private readonly IOptionsMonitor<ProxyOptions> _options;
     private readonly IOptionsMonitor<TcpProxyOptions> _tcpOptions;
     private readonly ILogger<TcpConnectionHandler> _logger;
+    private readonly HeldSessions _held;
+    private readonly ProxyMetrics _metrics;
+    private readonly IClusterRefresher _refresher;
+    private readonly TimeProvider _time;
     private readonly ResiliencePipeline _connectPipeline;
 
     public TcpConnectionHandler(IProxyStateLookup state, IDestinationHealthUpdater health, TcpLoadBalancer balancer,
         SessionRegistry registry, IOptionsMonitor<ProxyOptions> options, IOptionsMonitor<TcpProxyOptions> tcpOptions,
-        ILogger<TcpConnectionHandler> logger)
+        HeldSessions held, IClusterRefresher refresher, TimeProvider time, ProxyMetrics metrics, ILogger<TcpConnectionHandler> logger)
     {
+        _held = held;
+        _metrics = metrics;
+        _refresher = refresher;
+        _time = time;
         _state = state;
         _health = health;
         _balancer = balancer;
@@ -77,6 +92,7 @@ internal sealed partial class TcpConnectionHandler
         var member = MemberOf(backend.Destination);
         var session = _registry.Register(endpoint, backend.Destination.DestinationId, member, connection.RemoteEndPoint,
             backend.Socket.RemoteEndPoint);
+        session.AddBytesIn(backend.SentWhileHeld);
         try
         {
             // The port or the member may have gone while we connected; the reaper only sees registered sessions.
@@ -91,7 +107,7 @@ internal sealed partial class TcpConnectionHandler
             }
 
             Log.SessionStarted(_logger, session.Id, endpoint.ClusterId, member, connection.RemoteEndPoint, session.Backend);
-            await TcpForwarder.ForwardAsync(connection.Transport, backend.Socket, session).ConfigureAwait(false);
+            await TcpForwarder.ForwardAsync(connection, backend.Socket, session).ConfigureAwait(false);
         }
         finally
         {
@@ -108,85 +124,196 @@ internal sealed partial class TcpConnectionHandler
             ? port
             : null;
 
-    private async Task<(Socket Socket, DestinationState Destination)?> ConnectAsync(ConnectionContext connection,
+    /// <summary>
+    /// Picks and connects a destination. When none is left (none eligible, no routing state yet, every one failed to
+    /// connect), the session is held: it waits for the port's destinations to change, up to leader_wait_timeout,
+    /// while the cluster is polled fast; max_waiting bounds how many wait.
+    /// </summary>
+    /// <returns>The backend, its destination and the bytes of the client already sent to it (while it was held).</returns>
+    private async Task<(Socket Socket, DestinationState Destination, long SentWhileHeld)?> ConnectAsync(ConnectionContext connection,
         TcpPortEndpoint endpoint, PortOptions port)
     {
         List<string>? failed = null;
         string? lastFailure = null;
-        while (true)
+        Task? changed = null;
+        HeldSession? held = null;
+        try
         {
-            // Read the state afresh on every attempt: a failed member drops out of the available set (passive health).
-            if (!_state.TryGetCluster(endpoint.ClusterId, out var cluster))
+            while (true)
             {
-                Log.NoBackend(_logger, endpoint.ClusterId, connection.RemoteEndPoint, "the port has no routing state yet");
-                return null;
-            }
-
-            // Only available destinations, never a fallback: a leader port without a known leader gets no backend.
-            if (_balancer.Pick(endpoint.ClusterId, cluster.DestinationsState.AvailableDestinations, failed) is not { } pick)
-            {
-                Log.NoBackend(_logger, endpoint.ClusterId, connection.RemoteEndPoint, failed is null
-                    ? "no eligible member"
-                    : $"every eligible member failed to connect (last: {lastFailure})");
-                return null;
-            }
-
-            var destination = pick.Destination;
-            var address = destination.Model.Config.Address;
-            string failure;
-            if (!DestinationAddress.TryParse(address, out var target))
-            {
-                failure = $"{MemberOf(destination)}: unusable address '{address}'";
-            }
-            else
-            {
-                var socket = target is IPEndPoint ip
-                    ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
-                    : new Socket(SocketType.Stream, ProtocolType.Tcp);
-                socket.NoDelay = true;
-                var context = ResilienceContextPool.Shared.Get(connection.ConnectionClosed);
-                context.Properties.Set(ConnectTimeoutKey, TimeSpan.FromSeconds(port.ConnectTimeout));
-                try
+                // Read the state afresh on every attempt: a failed member drops out of the available set (passive health).
+                // Only available destinations, never a fallback: a leader port without a known leader gets no backend.
+                _state.TryGetCluster(endpoint.ClusterId, out var cluster);
+                if (cluster is not null
+                    && _balancer.Pick(endpoint.ClusterId, cluster.DestinationsState.AvailableDestinations, failed) is { } pick)
                 {
-                    await _connectPipeline.ExecuteAsync(
-                        static (ctx, state) => state.socket.ConnectAsync(state.target, ctx.CancellationToken),
-                        context, (socket, target)).ConfigureAwait(false);
-                    return (socket, destination);
+                    var (socket, failure) = await TryConnectAsync(connection, endpoint, port, cluster, pick).ConfigureAwait(false);
+                    if (socket is not null)
+                    {
+                        return await HandOverAsync(connection, endpoint, socket, pick, held).ConfigureAwait(false);
+                    }
+                    if (failure is null)
+                    {
+                        // The client went away while we connected.
+                        return null;
+                    }
+                    (failed ??= []).Add(pick.Destination.DestinationId);
+                    lastFailure = failure;
+                    continue;
                 }
-                catch (Exception ex) when (ex is SocketException or TimeoutRejectedException)
+
+                var reason = cluster is null ? "the port has no routing state yet"
+                    : failed is null ? "no eligible member"
+                    : $"every eligible member failed to connect (last: {lastFailure})";
+                if (changed is null)
                 {
-                    socket.Dispose();
-                    failure = ex is SocketException se
-                        ? $"{MemberOf(destination)}: {se.SocketErrorCode}"
-                        : $"{MemberOf(destination)}: timed out after {port.ConnectTimeout}s";
-                    var period = _tcpOptions.CurrentValue.FailedDestinationReactivationPeriod;
-                    _health.SetPassive(cluster, destination, DestinationHealth.Unhealthy, period);
-                    Log.ConnectFailed(_logger, endpoint.ClusterId, MemberOf(destination), address, failure, period);
+                    // Subscribe, then look once more: a change that landed in between is then seen, not missed.
+                    changed = _held.WhenChanged(endpoint.ClusterId);
+                    continue;
                 }
-                catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
+
+                if (held is null)
                 {
-                    // The client went away while we connected: nothing to forward.
-                    socket.Dispose();
-                    pick.Counter.Decrement();
+                    if (port.LeaderWaitTimeout <= 0)
+                    {
+                        Log.NoBackend(_logger, endpoint.ClusterId, connection.RemoteEndPoint, reason);
+                        return null;
+                    }
+                    held = HeldSession.TryStart(_held, endpoint.ClusterId, port.MaxWaiting, connection.Transport.Input,
+                        connection.ConnectionClosed, _time, port.LeaderWaitPeriod);
+                    if (held is null)
+                    {
+                        if (_held.CountRefusal(endpoint.ClusterId, _time.GetUtcNow()) is > 0 and var refused)
+                        {
+                            Log.HoldRefused(_logger, endpoint.ClusterId, refused, port.MaxWaiting, reason);
+                        }
+                        return null;
+                    }
+                    Log.Holding(_logger, endpoint.ClusterId, connection.RemoteEndPoint, reason, port.LeaderWaitTimeout);
+                }
+
+                // The cluster is probably changing: learn its new state now and poll it fast until it settles.
+                _refresher.RequestPoll(endpoint.ClusterName);
+                switch (await held.WaitAsync(changed, RenewPollRequestAfter).ConfigureAwait(false))
+                {
+                    case HoldOutcome.Renew:
+                        continue;
+                    case HoldOutcome.ClientGone:
+                        Log.HeldClientGone(_logger, endpoint.ClusterId, connection.RemoteEndPoint);
+                        _metrics.SessionHoldEnded(endpoint.ClusterName, endpoint.PortName, _time.GetUtcNow() - held.Started, "client_gone");
+                        return null;
+                    case HoldOutcome.TimedOut:
+                        Log.HoldTimedOut(_logger, endpoint.ClusterId, connection.RemoteEndPoint, port.LeaderWaitTimeout, reason);
+                        _metrics.SessionHoldEnded(endpoint.ClusterName, endpoint.PortName, _time.GetUtcNow() - held.Started, "timed_out");
+                        return null;
+                }
+                if (endpoint.IsRetired || FindPort(endpoint) is null)
+                {
+                    Log.NoBackend(_logger, endpoint.ClusterId, connection.RemoteEndPoint, "the port is no longer configured");
                     return null;
                 }
-                catch (Exception)
-                {
-                    socket.Dispose();
-                    pick.Counter.Decrement();
-                    throw;
-                }
-                finally
-                {
-                    ResilienceContextPool.Shared.Return(context);
-                }
+                // Something changed: members that failed before may be back (reactivated, restarted).
+                changed = null;
+                failed = null;
             }
-
-            pick.Counter.Decrement();
-            (failed ??= []).Add(destination.DestinationId);
-            lastFailure = failure;
+        }
+        finally
+        {
+            if (held is not null)
+            {
+                await held.ReleaseAsync().ConfigureAwait(false);
+            }
         }
     }
+
+    /// <summary>A connected backend: a session that was held first sends what it buffered and gives its slot back.</summary>
+    private async Task<(Socket Socket, DestinationState Destination, long SentWhileHeld)?> HandOverAsync(ConnectionContext connection,
+        TcpPortEndpoint endpoint, Socket socket, (DestinationState Destination, SessionCounter Counter) pick, HeldSession? held)
+    {
+        if (held is null)
+        {
+            return (socket, pick.Destination, 0);
+        }
+        var sent = await held.HandOverAsync(socket, connection.ConnectionClosed).ConfigureAwait(false);
+        if (sent < 0)
+        {
+            // The client left while it was held; the backend it waited for is not needed.
+            socket.Dispose();
+            pick.Counter.Decrement();
+            Log.HeldClientGone(_logger, endpoint.ClusterId, connection.RemoteEndPoint);
+            return null;
+        }
+        Log.HeldSessionForwarded(_logger, endpoint.ClusterId, connection.RemoteEndPoint,
+            (_time.GetUtcNow() - held.Started).TotalMilliseconds);
+        _metrics.SessionHoldEnded(endpoint.ClusterName, endpoint.PortName, _time.GetUtcNow() - held.Started, "forwarded");
+        return (socket, pick.Destination, sent);
+    }
+
+    /// <summary>One connect attempt to a picked destination; its counter is given back unless it succeeds.</summary>
+    /// <returns>The socket; or why it failed (the member is then marked unhealthy for a while); or neither when the client left.</returns>
+    private async Task<(Socket? Socket, string? Failure)> TryConnectAsync(ConnectionContext connection, TcpPortEndpoint endpoint,
+        PortOptions port, ClusterState cluster, (DestinationState Destination, SessionCounter Counter) pick)
+    {
+        var destination = pick.Destination;
+        var address = destination.Model.Config.Address;
+        if (!DestinationAddress.TryParse(address, out var target))
+        {
+            pick.Counter.Decrement();
+            return (null, $"{MemberOf(destination)}: unusable address '{address}'");
+        }
+
+        var socket = target is IPEndPoint ip
+            ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+            : new Socket(SocketType.Stream, ProtocolType.Tcp);
+        socket.NoDelay = true;
+        var context = ResilienceContextPool.Shared.Get(connection.ConnectionClosed);
+        context.Properties.Set(ConnectTimeoutKey, TimeSpan.FromSeconds(port.ConnectTimeout));
+        try
+        {
+            await _connectPipeline.ExecuteAsync(
+                static (ctx, state) => state.socket.ConnectAsync(state.target, ctx.CancellationToken),
+                context, (socket, target)).ConfigureAwait(false);
+            return (socket, null);
+        }
+        catch (Exception ex) when (ex is SocketException or TimeoutRejectedException)
+        {
+            socket.Dispose();
+            pick.Counter.Decrement();
+            var failure = ex is SocketException se
+                ? $"{MemberOf(destination)}: {se.SocketErrorCode}"
+                : $"{MemberOf(destination)}: timed out after {port.ConnectTimeout}s";
+            var period = _tcpOptions.CurrentValue.FailedDestinationReactivationPeriod;
+            _health.SetPassive(cluster, destination, DestinationHealth.Unhealthy, period);
+            Log.ConnectFailed(_logger, endpoint.ClusterId, MemberOf(destination), address, failure, period);
+            _metrics.ConnectFailed(endpoint.ClusterName, endpoint.PortName, MemberOf(destination));
+            if (IsLeader(destination))
+            {
+                // The leader may be gone (switchover, failover): ask Patroni now rather than at the next interval.
+                _refresher.RequestPoll(endpoint.ClusterName);
+            }
+            return (null, failure);
+        }
+        catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
+        {
+            socket.Dispose();
+            pick.Counter.Decrement();
+            return (null, null);
+        }
+        catch (Exception)
+        {
+            socket.Dispose();
+            pick.Counter.Decrement();
+            throw;
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+    }
+
+    private static bool IsLeader(DestinationState destination) =>
+        destination.Model.Config.Metadata?.TryGetValue(ProxyClusterIds.Metadata.Role, out var role) == true
+        && role is "leader" or "standby_leader";
 
     private static string MemberOf(DestinationState destination) =>
         destination.Model.Config.Metadata?.TryGetValue(ProxyClusterIds.Metadata.Member, out var member) == true
@@ -211,5 +338,20 @@ internal sealed partial class TcpConnectionHandler
         [LoggerMessage(4, LogLevel.Debug, "Session {Id} on port {Port} to member {Member} ended ({Reason}): {BytesIn} bytes in, {BytesOut} bytes out.")]
         public static partial void SessionEnded(ILogger logger, long id, string port, string member, string? reason, long bytesIn,
             long bytesOut);
+
+        [LoggerMessage(5, LogLevel.Debug, "Port {Port}: no backend for the session from {Client} ({Reason}); holding it up to {Timeout} s for one.")]
+        public static partial void Holding(ILogger logger, string port, EndPoint? client, string reason, double timeout);
+
+        [LoggerMessage(6, LogLevel.Warning, "Port {Port}: no backend for the session from {Client} within leader_wait_timeout ({Timeout} s; {Reason}); closing it.")]
+        public static partial void HoldTimedOut(ILogger logger, string port, EndPoint? client, double timeout, string reason);
+
+        [LoggerMessage(7, LogLevel.Warning, "Port {Port}: {Count} session(s) refused at once: max_waiting ({MaxWaiting}) sessions already wait for a backend ({Reason}).")]
+        public static partial void HoldRefused(ILogger logger, string port, long count, int maxWaiting, string reason);
+
+        [LoggerMessage(8, LogLevel.Debug, "Port {Port}: the session from {Client} went away while held.")]
+        public static partial void HeldClientGone(ILogger logger, string port, EndPoint? client);
+
+        [LoggerMessage(9, LogLevel.Debug, "Port {Port}: the session from {Client} was held {Milliseconds:0} ms until a backend appeared.")]
+        public static partial void HeldSessionForwarded(ILogger logger, string port, EndPoint? client, double milliseconds);
     }
 }

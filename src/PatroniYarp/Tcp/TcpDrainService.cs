@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
 
 namespace PatroniYarp.Tcp;
 
@@ -9,7 +10,7 @@ namespace PatroniYarp.Tcp;
 /// shutdown timeout is set a little longer (see <see cref="TcpHostingExtensions"/>).
 /// </summary>
 internal sealed partial class TcpDrainService(IHostApplicationLifetime lifetime, SessionRegistry registry,
-    IOptionsMonitor<ProxyOptions> options, TimeProvider timeProvider, ILogger<TcpDrainService> logger) : IHostedService, IDisposable
+    IOptionsMonitor<ProxyOptions> options, TimeProvider timeProvider, ProxyMetrics metrics, ILogger<TcpDrainService> logger) : IHostedService, IDisposable
 {
     private CancellationTokenRegistration _stopping;
     private ITimer? _timer;
@@ -32,6 +33,7 @@ internal sealed partial class TcpDrainService(IHostApplicationLifetime lifetime,
 
     private void EndDrain()
     {
+        metrics.SessionsClosed(registry.OpenSessions(), ProxyMetrics.Reasons.Drain);
         var closed = registry.CloseAll("drain period over");
         if (closed > 0)
         {

@@ -1,14 +1,18 @@
+using System.Net.Security;
+using System.Security.Authentication;
 using Microsoft.AspNetCore.Server.Kestrel;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Diagnostics;
+using PatroniYarp.HealthChecks;
 
 namespace PatroniYarp.Tcp;
 
 /// <summary>
-/// Keeps Kestrel's endpoints equal to the configuration: the admin API's HTTP endpoint and one raw TCP endpoint per
-/// configured port. Kestrel has no API to add endpoints at run time, but its configuration loader (with
+/// Keeps Kestrel's endpoints equal to the configuration: the admin API's HTTP endpoint, the patroniglue frontend's
+/// HTTP(S) endpoint and one raw TCP endpoint per configured port. Kestrel has no API to add endpoints at run time, but its configuration loader (with
 /// reloadOnChange) adds, removes and rebinds endpoints when its configuration changes; this class owns that
 /// configuration and registers, by endpoint name, the callback that ends each TCP endpoint's pipeline in the
 /// connection handler before it raises the reload.
@@ -16,21 +20,26 @@ namespace PatroniYarp.Tcp;
 internal sealed partial class TcpEndpointManager : IDisposable
 {
     public const string AdminEndpointName = "admin";
+    public const string FrontendEndpointName = "frontend";
 
     private readonly Lock _lock = new();
     private readonly KestrelEndpointConfigurationProvider _provider = new();
     private readonly IConfigurationRoot _configuration;
     private readonly SessionRegistry _registry;
+    private readonly ProxyMetrics _metrics;
     private readonly TcpConnectionHandler _handler;
     private readonly ILogger<TcpEndpointManager> _logger;
     private readonly IDisposable? _subscription;
     private Dictionary<string, TcpPortEndpoint> _endpoints = new(StringComparer.OrdinalIgnoreCase);
+    private volatile HashSet<int> _tcpPorts = [];
     private KestrelConfigurationLoader? _loader;
+    private volatile FrontendTls? _frontendTls;
 
     public TcpEndpointManager(IOptionsMonitor<ProxyOptions> options, SessionRegistry registry, TcpConnectionHandler handler,
-        ILogger<TcpEndpointManager> logger)
+        ProxyMetrics metrics, ILogger<TcpEndpointManager> logger)
     {
         _registry = registry;
+        _metrics = metrics;
         _handler = handler;
         _logger = logger;
         _configuration = new ConfigurationRoot([_provider]);
@@ -48,6 +57,7 @@ internal sealed partial class TcpEndpointManager : IDisposable
         lock (_lock)
         {
             _loader = kestrel.Configure(_configuration, reloadOnChange: true);
+            _loader.Endpoint(FrontendEndpointName, ConfigureFrontend);
             foreach (var endpoint in _endpoints.Values)
             {
                 RegisterPipeline(_loader, endpoint);
@@ -55,18 +65,26 @@ internal sealed partial class TcpEndpointManager : IDisposable
         }
     }
 
+    /// <summary>
+    /// Whether a port number belongs to a configured TCP port rather than the admin API (their listen addresses never
+    /// share a port). <see cref="TcpSocketListenerFactory"/> binds those; Kestrel's own transport binds the rest.
+    /// </summary>
+    public bool IsTcpPort(int port) => _tcpPorts.Contains(port);
+
     private void Apply(ProxyOptions options)
     {
         lock (_lock)
         {
             var data = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
             // The validator has accepted every address by now; an unparsable one is skipped, not guessed.
-            if (ListenAddress.TryParse(options.EffectiveListenAddress, out var admin))
+            if (options.AdminListenerEnabled && ListenAddress.TryParse(options.EffectiveListenAddress, out var admin))
             {
                 data[UrlKey(AdminEndpointName)] = admin.ToKestrelUrl();
             }
+            AddFrontend(options.Frontend, data);
 
             var next = new Dictionary<string, TcpPortEndpoint>(StringComparer.OrdinalIgnoreCase);
+            var tcpPorts = new HashSet<int>();
             foreach (var (clusterName, cluster) in options.Clusters)
             {
                 foreach (var (portName, port) in cluster.Ports)
@@ -77,6 +95,7 @@ internal sealed partial class TcpEndpointManager : IDisposable
                         continue;
                     }
                     var url = listen.ToKestrelUrl();
+                    tcpPorts.Add(listen.Port);
 
                     if (_endpoints.TryGetValue(name, out var current) && current.Url == url)
                     {
@@ -108,11 +127,14 @@ internal sealed partial class TcpEndpointManager : IDisposable
                 // connection the old listener still accepts before Kestrel stops it.
                 old.Retire();
                 var reason = next.ContainsKey(name) ? "port rebound to a new listen address" : SessionRegistry.ReasonPortRemoved;
+                _metrics.SessionsClosed(_registry.OpenSessions().Where(s => ReferenceEquals(s.Endpoint, old)), ProxyMetrics.Reasons.Reload);
                 var closed = _registry.CloseEndpointSessions(old, reason);
                 Log.PortStopped(_logger, old.ClusterId, old.Url, reason, closed);
             }
 
             _endpoints = next;
+            // Before the reload: Kestrel asks IsTcpPort when it binds the new endpoints.
+            _tcpPorts = tcpPorts;
             _provider.Replace(data);
         }
     }
@@ -123,6 +145,57 @@ internal sealed partial class TcpEndpointManager : IDisposable
         loader.Endpoint(endpoint.EndpointName, configuration =>
             configuration.ListenOptions.Use(_ => connection => _handler.HandleAsync(connection, endpoint)));
     }
+
+    /// <summary>
+    /// patroniglue's frontend: the health checks over HTTP, or HTTPS when certfile and keyfile are set (Kestrel loads
+    /// the PEM files and rebinds when they or the address change).
+    /// </summary>
+    private void AddFrontend(FrontendOptions? frontend, Dictionary<string, string?> data)
+    {
+        if (frontend is null || !ListenAddress.TryParse(frontend.ListenText, out var listen))
+        {
+            _frontendTls = null;
+            return;
+        }
+        if (!frontend.IsHttps)
+        {
+            data[UrlKey(FrontendEndpointName)] = listen.ToKestrelUrl();
+            _frontendTls = null;
+            return;
+        }
+        data[UrlKey(FrontendEndpointName)] = $"https://{listen}";
+        data[$"Endpoints:{FrontendEndpointName}:Certificate:Path"] = frontend.CertFile;
+        data[$"Endpoints:{FrontendEndpointName}:Certificate:KeyPath"] = frontend.KeyFile;
+        SslProtocols? minVersion = frontend.TlsMinVersion is { } min && PatroniGlueTls.TryParseMinVersion(min, out var parsed, out _) ? parsed : null;
+        var suites = PatroniGlueTls.ParseCiphers(frontend.TlsCiphers, out _);
+        // The validator refuses tls-ciphers where .NET cannot restrict them (Windows).
+        var ciphers = suites.Count > 0 && !OperatingSystem.IsWindows() ? new CipherSuitesPolicy(suites) : null;
+        _frontendTls = new FrontendTls(PatroniGlueTls.EffectiveProtocols(minVersion, suites), ciphers);
+    }
+
+    private void ConfigureFrontend(EndpointConfiguration endpoint)
+    {
+        // Tells the HTTP layer which listener a request came through: the admin API is not served on this one.
+        endpoint.ListenOptions.Use(next => connection =>
+        {
+            connection.Features.Set(FrontendListenerFeature.Instance);
+            return next(connection);
+        });
+        if (endpoint.IsHttps)
+        {
+            // Read at each handshake, so a reload of tls-min-version or tls-ciphers applies to the next connection.
+            endpoint.HttpsOptions.OnAuthenticate = (_, ssl) =>
+            {
+                if (_frontendTls is { } tls)
+                {
+                    ssl.EnabledSslProtocols = tls.Protocols ?? ssl.EnabledSslProtocols;
+                    ssl.CipherSuitesPolicy = tls.Ciphers ?? ssl.CipherSuitesPolicy;
+                }
+            };
+        }
+    }
+
+    private sealed record FrontendTls(SslProtocols? Protocols, CipherSuitesPolicy? Ciphers);
 
     private static string UrlKey(string endpointName) => $"Endpoints:{endpointName}:Url";
 

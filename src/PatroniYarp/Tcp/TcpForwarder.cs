@@ -1,13 +1,16 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
 
 namespace PatroniYarp.Tcp;
 
 /// <summary>
-/// Copies bytes between a Kestrel connection (its pooled pipes) and a backend socket, one copy per direction.
-/// Client side: Kestrel's input pipe (Kestrel already waits for data before renting a buffer) straight to the socket.
-/// Backend side: a zero-byte receive waits for data, then the socket receives into Kestrel's output pipe memory, so an
-/// idle session holds no buffer. A FIN is passed on; a failure in one direction closes the session.
+/// Copies bytes between a client connection and a backend socket, one copy per direction. On the TCP ports' own
+/// transport (<see cref="TcpSocketConnection"/>) it copies socket to socket: each direction waits for data with a
+/// zero-byte receive, rents a buffer only while data flows and returns it once the socket is drained, so an idle
+/// session holds no buffer and a busy one crosses the proxy with one copy and no thread-pool hop. Any other connection
+/// is copied through its Kestrel pipes. A FIN is passed on; a failure in one direction closes the session.
 /// </summary>
 internal static class TcpForwarder
 {
@@ -16,13 +19,98 @@ internal static class TcpForwarder
     public const string ReasonClientFailed = "client connection failed";
     public const string ReasonBackendFailed = "backend connection failed";
 
+    /// <summary>HAProxy's default bufsize is 16 KiB; a bigger buffer halves the system calls of a bulk COPY.</summary>
+    internal const int BufferSize = 64 * 1024;
+
     /// <summary>Runs until both directions have ended; never throws. The caller disposes the backend socket.</summary>
+    public static Task ForwardAsync(ConnectionContext client, Socket backend, TcpSession session) =>
+        client is TcpSocketConnection raw && raw.TryTakeSocket(out var socket)
+            ? ForwardAsync(socket, backend, session)
+            : ForwardAsync(client.Transport, backend, session);
+
+    /// <summary>Socket to socket; the caller disposes both sockets.</summary>
+    public static async Task ForwardAsync(Socket client, Socket backend, TcpSession session)
+    {
+        var toBackend = CopyAsync(client, backend, session, toBackend: true);
+        var toClient = CopyAsync(backend, client, session, toBackend: false);
+        await toBackend.ConfigureAwait(false);
+        await toClient.ConfigureAwait(false);
+    }
+
+    /// <summary>Through Kestrel's pipes (a connection from another transport).</summary>
     public static async Task ForwardAsync(IDuplexPipe client, Socket backend, TcpSession session)
     {
         var toBackend = ClientToBackendAsync(client.Input, backend, session);
         var toClient = BackendToClientAsync(backend, client.Output, session);
         await toBackend.ConfigureAwait(false);
         await toClient.ConfigureAwait(false);
+    }
+
+    private static async Task CopyAsync(Socket from, Socket to, TcpSession session, bool toBackend)
+    {
+        var closing = session.Closing;
+        byte[]? buffer = null;
+        var receiving = true;
+        try
+        {
+            while (true)
+            {
+                receiving = true;
+                if (buffer is null)
+                {
+                    // Wait for data without holding a buffer: idle sessions cost no memory.
+                    await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, closing).ConfigureAwait(false);
+                    buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+                }
+
+                var received = await from.ReceiveAsync(buffer, SocketFlags.None, closing).ConfigureAwait(false);
+                if (received == 0)
+                {
+                    session.NoteEnd(toBackend ? ReasonClientClosed : ReasonBackendClosed);
+                    receiving = false;
+                    to.Shutdown(SocketShutdown.Send);
+                    return;
+                }
+
+                receiving = false;
+                var remaining = buffer.AsMemory(0, received);
+                while (!remaining.IsEmpty)
+                {
+                    var sent = await to.SendAsync(remaining, SocketFlags.None, closing).ConfigureAwait(false);
+                    remaining = remaining[sent..];
+                }
+                if (toBackend)
+                {
+                    session.AddBytesIn(received);
+                }
+                else
+                {
+                    session.AddBytesOut(received);
+                }
+
+                // A full buffer means more is probably waiting: keep it and skip the zero-byte wait on a busy stream.
+                if (received < buffer.Length)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = null;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (closing.IsCancellationRequested)
+        {
+            // Closed by the proxy or by the other direction's failure.
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            session.Close(receiving == toBackend ? ReasonClientFailed : ReasonBackendFailed);
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
     }
 
     private static async Task ClientToBackendAsync(PipeReader input, Socket backend, TcpSession session)

@@ -1,3 +1,4 @@
+using PatroniYarp.Diagnostics;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Configuration;
 
@@ -6,8 +7,9 @@ namespace PatroniYarp.Tcp;
 /// <summary>
 /// After YARP applies a new configuration, closes exactly the sessions whose member left their port's destinations
 /// (role change, lag, noloadbalance, member gone) or whose port is gone; every other session is left alone.
+/// <see cref="TopologyChangeLog"/> says what changed and how many sessions that closed, in one line per cluster.
 /// </summary>
-internal sealed partial class TcpSessionReaper(IServiceProvider services, SessionRegistry registry, ILogger<TcpSessionReaper> logger)
+internal sealed class TcpSessionReaper(IServiceProvider services, SessionRegistry registry, TopologyChangeLog topology)
     : IConfigChangeListener
 {
     // Resolved on first use: YARP's state lookup is the config manager, which itself asks for the change listeners.
@@ -16,10 +18,7 @@ internal sealed partial class TcpSessionReaper(IServiceProvider services, Sessio
     public void ConfigurationApplied(IReadOnlyList<IProxyConfig> proxyConfigs)
     {
         _state ??= services.GetRequiredService<IProxyStateLookup>();
-        foreach (var closed in registry.CloseIneligible(_state))
-        {
-            Log.SessionsClosed(logger, closed.Port, closed.Member, closed.Reason, closed.Count);
-        }
+        topology.Applied(proxyConfigs, registry.CloseIneligible(_state));
     }
 
     public void ConfigurationLoaded(IReadOnlyList<IProxyConfig> proxyConfigs)
@@ -32,11 +31,5 @@ internal sealed partial class TcpSessionReaper(IServiceProvider services, Sessio
 
     public void ConfigurationApplyingFailed(IReadOnlyList<IProxyConfig> proxyConfigs, Exception exception)
     {
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(1, LogLevel.Information, "Port {Port}: member {Member}: {Reason}; {Count} session(s) closed.")]
-        public static partial void SessionsClosed(ILogger logger, string port, string member, string reason, int count);
     }
 }

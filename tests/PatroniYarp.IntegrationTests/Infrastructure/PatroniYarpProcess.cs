@@ -46,7 +46,16 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
     /// Starts PatroniYarp on <paramref name="yaml"/>, which must set listen_address to 127.0.0.1:<paramref name="adminPort"/>,
     /// and waits until its admin API answers.
     /// </summary>
-    public static async Task<PatroniYarpProcess> StartAsync(string yaml, int adminPort, params string[] extraArgs)
+    public static Task<PatroniYarpProcess> StartAsync(string yaml, int adminPort, params string[] extraArgs) =>
+        StartAsync(yaml, adminPort, readyPath: "/", extraArgs);
+
+    /// <summary>
+    /// Starts PatroniYarp (on <paramref name="yaml"/> as a positional argument when given, else on what
+    /// <paramref name="extraArgs"/> say) and waits until <paramref name="readyPath"/> answers 2xx on
+    /// 127.0.0.1:<paramref name="adminPort"/>; <see cref="Admin"/> then talks to that port. For configurations without
+    /// an admin listener, e.g. a patroniglue file alone, which listens on its frontend only.
+    /// </summary>
+    public static async Task<PatroniYarpProcess> StartAsync(string? yaml, int adminPort, string readyPath, params string[] extraArgs)
     {
         var process = Launch(yaml, extraArgs, out var directory, out var configPath);
         var started = new PatroniYarpProcess(process, directory, configPath, adminPort);
@@ -59,7 +68,7 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
                 {
                     throw new InvalidOperationException($"PatroniYarp exited with {process.ExitCode}:\n{started.OutputText}");
                 }
-                using var response = await started.Admin.GetAsync("/");
+                using var response = await started.Admin.GetAsync(readyPath);
                 return response.IsSuccessStatusCode;
             }, TimeSpan.FromSeconds(30), "PatroniYarp's admin API to answer");
         }

@@ -195,6 +195,20 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     }
 
     [Theory]
+    [InlineData("-1")]
+    [InlineData("86401")]
+    public void Validate_NegativeOrHugeLeaderWaitTimeout_Error(string seconds)
+    {
+        Assert.Contains("must be 0 (do not hold)", SingleError(ConfigurationSamples.Minimal.Replace("roles: [leader]", $"roles: [leader], leader_wait_timeout: {seconds}"), "clusters.main.ports.master.leader_wait_timeout"));
+    }
+
+    [Fact]
+    public void Validate_NegativeMaxWaiting_Error()
+    {
+        Assert.Contains("must be 0 (hold no session)", SingleError(ConfigurationSamples.Minimal.Replace("roles: [leader]", "roles: [leader], max_waiting: -1"), "clusters.main.ports.master.max_waiting"));
+    }
+
+    [Theory]
     [InlineData("0")]
     [InlineData("-16777216")]
     public void Validate_ZeroOrNegativeMaxLag_Error(string bytes)

@@ -151,7 +151,50 @@ public sealed class ClusterPollerTests : IAsyncLifetime
         poller.RequestPoll("demo");
         poller.RequestPoll("unknown");
 
-        await Eventually.TrueAsync(() => Leader() == "pg2", "the requested poll");
+        // Polls are at least FastInterval apart; that is all a request waits, not the 3 s interval.
+        var steps = await AdvanceUntilAsync(TimeSpan.FromMilliseconds(50), () => Leader() == "pg2", 10, "the requested poll");
+        Assert.True(steps <= 4, $"the requested poll came after {steps} steps of 50 ms");
+    }
+
+    [Fact]
+    public async Task RequestPoll_LeaderLooksCalm_StillPollsFastForTheRequestedPeriod()
+    {
+        var poller = await StartAsync(new(Options(("demo", [_server.Url]))));
+        await Eventually.TrueAsync(() => _server.Requests == 1, "first poll");
+
+        // A refused leader stays in /cluster until its shutdown ends: three calm polls must not end fast mode.
+        poller.RequestPoll("demo");
+        var fastPolls = (int)(ClusterPoller.RequestedFastPeriod / ClusterPoller.FastInterval);
+        for (var poll = 2; poll <= fastPolls; poll++)
+        {
+            var expected = poll;
+            var steps = await AdvanceUntilAsync(ClusterPoller.FastInterval, () => _server.Requests >= expected, 10, $"fast poll {poll}");
+            Assert.True(steps <= 2, $"fast poll {poll} took {steps} steps");
+        }
+    }
+
+    [Fact]
+    public async Task RequestPoll_ManyInARow_PollsAtMostOncePerFastInterval()
+    {
+        var poller = await StartAsync(new(Options(("demo", [_server.Url]))));
+        await Eventually.TrueAsync(() => _server.Requests == 1, "first poll");
+
+        // Held sessions ask again and again; Patroni must not be polled back to back.
+        const int Steps = 30;
+        var step = TimeSpan.FromMilliseconds(50);
+        for (var i = 0; i < Steps; i++)
+        {
+            for (var j = 0; j < 10; j++)
+            {
+                poller.RequestPoll("demo");
+                await Task.Delay(1);
+            }
+            _time.Advance(step);
+        }
+
+        await Eventually.TrueAsync(() => _server.Requests >= 2, "a requested poll");
+        var atMost = 1 + (int)(Steps * step / ClusterPoller.FastInterval);
+        Assert.InRange(_server.Requests, 2, atMost);
     }
 
     [Fact]

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
+using PatroniYarp.Patroni;
 using PatroniYarp.Tcp;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Health;
@@ -14,13 +15,20 @@ using Yarp.ReverseProxy.Health;
 namespace PatroniYarp.Tests.Tcp;
 
 /// <summary>A real Kestrel host with AddTcpProxy and YARP fed from memory, forwarding to loopback echo servers.</summary>
-public class TcpProxyEndToEndTests : IAsyncLifetime
+public partial class TcpProxyEndToEndTests : IAsyncLifetime
 {
     private readonly int _adminPort = TcpTestSupport.FreePort();
     private readonly LoopbackEcho _echo = new();
     private TestOptionsMonitor<ProxyOptions> _options = null!;
     private WebApplication _app = null!;
     private InMemoryConfigProvider _yarp = null!;
+
+    /// <summary>What every port of <see cref="Options"/> is made from; short holds so that tests of closing stay quick.</summary>
+    private PortOptions _portTemplate = new() { Roles = ["any"], LeaderWaitTimeout = 0.5 };
+
+    private TcpProxyOptions _tcpOptions = new();
+
+    private readonly RecordingRefresher _refresher = new();
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -40,6 +48,8 @@ public class TcpProxyEndToEndTests : IAsyncLifetime
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<IOptionsMonitor<ProxyOptions>>(_options);
+        builder.Services.AddSingleton<IOptionsMonitor<TcpProxyOptions>>(new TestOptionsMonitor<TcpProxyOptions>(_tcpOptions));
+        builder.Services.AddSingleton<IClusterRefresher>(_refresher);
         builder.Services.AddReverseProxy().LoadFromMemory([], clusters);
         builder.AddTcpProxy();
         _app = builder.Build();
@@ -57,7 +67,7 @@ public class TcpProxyEndToEndTests : IAsyncLifetime
             ["main"] = new()
             {
                 Hosts = ["http://127.0.0.1:8008"],
-                Ports = ports.ToDictionary(p => p.Name, p => new PortOptions { Listen = $"127.0.0.1:{p.Port}", Roles = ["any"] }),
+                Ports = ports.ToDictionary(p => p.Name, p => _portTemplate with { Listen = $"127.0.0.1:{p.Port}" }),
             },
         },
     };
@@ -130,7 +140,8 @@ public class TcpProxyEndToEndTests : IAsyncLifetime
         Assert.True(await TcpTestSupport.WaitClosedAsync(masterSession));
         await AssertEchoesAsync(replicaSession, "untouched");
 
-        // With no eligible member the master port answers nothing: the connection is closed promptly.
+        // With no eligible member the master port answers nothing: the connection is held, then closed after
+        // leader_wait_timeout.
         await using (var refused = await ConnectAsync(master))
         {
             Assert.True(await TcpTestSupport.WaitClosedAsync(refused));

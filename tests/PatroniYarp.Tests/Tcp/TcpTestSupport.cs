@@ -1,7 +1,10 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Options;
+using ClusterRefreshResult = PatroniYarp.Patroni.ClusterRefreshResult;
+using IClusterRefresher = PatroniYarp.Patroni.IClusterRefresher;
 using PatroniYarp.Tcp;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
@@ -99,6 +102,19 @@ internal sealed class TestOptionsMonitor<T>(T value) : IOptionsMonitor<T>
     {
         public void Dispose() => dispose();
     }
+}
+
+/// <summary>Counts the polls the TCP side asks for, per cluster.</summary>
+internal sealed class RecordingRefresher : IClusterRefresher
+{
+    private readonly ConcurrentDictionary<string, int> _requests = new(StringComparer.Ordinal);
+
+    public int Requests(string cluster) => _requests.GetValueOrDefault(cluster);
+
+    public void RequestPoll(string cluster) => _requests.AddOrUpdate(cluster, 1, static (_, n) => n + 1);
+
+    public Task<ClusterRefreshResult> RefreshAllAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(new ClusterRefreshResult([], new Dictionary<string, string>()));
 }
 
 /// <summary>YARP state for unit tests: clusters built by hand.</summary>

@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# bench/run.sh — PatroniYarp beside HAProxy 2.6 (Patroni's documented config) and a direct connection, on one
+# machine, in one run, against the real 3-member cluster of scripts/patroni-cluster.sh.
+#
+#   bash bench/run.sh              full run (3 runs per figure, median; about 15 minutes)
+#   bash bench/run.sh --quick      1 run per figure, shorter runs (a couple of minutes)
+#   bash bench/run.sh --soak MIN   pgbench through the leader and replicas ports for MIN minutes with a switchover
+#                                  every 30 s: errors, PatroniYarp's RSS over time, sessions leaked (admin /connections)
+#   bash bench/run.sh --sessions N N idle sessions held through one PatroniYarp port to a loopback backend that
+#                                  accepts and holds: all forwarded, none dropped (N ≤ ~9 000: 20 000 files/process)
+#
+# Figures (full/quick): P1 pgbench -S -c16 -j2 TPS through the leader port; P2 pgbench -S -C -c8 TPS (a new
+# connection per transaction); P3 MB/s of a 1 GB COPY ... TO STDOUT through psql; P4 a switchover: failed attempts
+# and longest gap between successful writes for a loop that opens a new connection and INSERTs every 50 ms, through
+# HAProxy, PatroniYarp and a libpq client listing all three nodes (target_session_attrs=read-write); P5 KiB of RSS per
+# idle session (4 500 sessions to a loopback backend that accepts and holds); P6 cached /primary requests/s and p99
+# (wrk -c16 10 s), Patroni's own API beside PatroniYarp's health route when it has one.
+#
+# Needs root for apt-get (haproxy, wrk, postgresql-client, postgresql-contrib are installed when missing). Brings the
+# cluster up if it is down and leaves it as it found it (a P4/soak switchover moves the leader; it stays healthy).
+# Uses loopback ports 16432/16433 (PatroniYarp), 18009 (its admin API), 15000/15001 (HAProxy), 17000/17001 (holder);
+# override the base with BENCH_PORT_BASE. Work files go to BENCH_DIR (default /tmp/patroniyarp-bench).
+set -Eeuo pipefail
+trap 'echo "bench: error: unexpected failure (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
+PATH="$PATH:/usr/sbin:/sbin"
+root=$(cd "$(dirname "$0")/.." && pwd)
+cluster="bash $root/scripts/patroni-cluster.sh"
+dir="${BENCH_DIR:-/tmp/patroniyarp-bench}"
+base="${BENCH_PORT_BASE:-0}"
+py_leader=$((16432 + base)); py_replicas=$((16433 + base)); py_admin=$((18009 + base)); py_hold=$((16434 + base))
+ha_leader=$((15000 + base)); ha_hold=$((15001 + base))
+hold_port=$((17000 + base)); hold_api=$((17001 + base))
+db=pybench
+
+mode=full; runs=3; secs=10; soak_min=0; sessions=0
+case "${1:-}" in
+  "") ;;
+  --quick) mode=quick; runs=1; secs=5 ;;
+  --soak) mode=soak; soak_min="${2:?--soak needs MINUTES}" ;;
+  --sessions) mode=sessions; sessions="${2:?--sessions needs N}" ;;
+  -h|--help) sed -n '2,/^set -E/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+  *) echo "bench: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+esac
+
+log() { echo "bench: $*" >&2; }
+mkdir -p "$dir"
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Packages, cluster, processes
+# ---------------------------------------------------------------------------------------------------------------------
+need=()
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v wrk >/dev/null || need+=(wrk)
+command -v psql >/dev/null || need+=(postgresql-client)
+command -v pgbench >/dev/null || need+=(postgresql-contrib)
+if ((${#need[@]})); then
+  log "installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null || {
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null; }
+fi
+
+if ! $cluster status >/dev/null 2>&1; then
+  log "cluster not healthy: bringing it up"
+  $cluster up >/dev/null
+fi
+
+# Two files per proxied session: give every process we start this machine's whole allowance.
+ulimit -n "$(ulimit -Hn)"
+
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+start() { # start NAME CMD... — in the background, output to $dir/NAME.log; PID appended to pids
+  local name=$1; shift
+  setsid "$@" >"$dir/$name.log" 2>&1 &
+  pids+=($!)
+  eval "${name}_pid=$!"
+}
+wait_port() { # wait_port PORT WHAT
+  local i
+  for i in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  log "$2 did not listen on port $1; its log:"; cat "$dir"/*.log >&2; exit 1
+}
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+leader_port() { $cluster port "$($cluster leader)"; }
+pg() { echo "host=127.0.0.1 port=$1 user=postgres dbname=$db connect_timeout=10"; }
+all_nodes="host=127.0.0.1,127.0.0.1,127.0.0.1 port=5441,5442,5443 user=postgres dbname=$db target_session_attrs=read-write connect_timeout=10"
+
+log "building PatroniYarp (Release)"
+dotnet build "$root/src/PatroniYarp" -c Release -nologo -v q >"$dir/build.log" 2>&1 || { cat "$dir/build.log" >&2; exit 1; }
+
+start holder python3 "$root/bench/hold.py" backend "$hold_port" "$hold_api" "$dir/holder.status"
+wait_port "$hold_port" "the holder backend"
+
+cat >"$dir/patroniyarp.yaml" <<EOF
+cluster_update_interval: 3
+listen_address: "127.0.0.1:$py_admin"
+clusters:
+  demo:
+    hosts: ["http://127.0.0.1:8011", "http://127.0.0.1:8012", "http://127.0.0.1:8013"]
+    ports:
+      master:
+        listen: "127.0.0.1:$py_leader"
+        roles: ["leader"]
+      replicas:
+        listen: "127.0.0.1:$py_replicas"
+        roles: ["sync", "async"]
+  hold:
+    hosts: ["http://127.0.0.1:$hold_api"]
+    ports:
+      hold:
+        listen: "127.0.0.1:$py_hold"
+        roles: ["leader"]
+EOF
+# Patroni's documented HAProxy config (docs: "HAProxy"), plus a plain listener in front of the holder for P5.
+cat >"$dir/haproxy.cfg" <<EOF
+global
+    maxconn 9500
+defaults
+    mode tcp
+    retries 2
+    timeout client 30m
+    timeout connect 4s
+    timeout server 30m
+    timeout check 5s
+listen primary
+    bind 127.0.0.1:$ha_leader
+    option httpchk OPTIONS /primary
+    http-check expect status 200
+    default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions
+    server pg0 127.0.0.1:5441 maxconn 9000 check port 8011
+    server pg1 127.0.0.1:5442 maxconn 9000 check port 8012
+    server pg2 127.0.0.1:5443 maxconn 9000 check port 8013
+listen hold
+    bind 127.0.0.1:$ha_hold
+    server hold 127.0.0.1:$hold_port maxconn 9000
+EOF
+
+start patroniyarp dotnet "$root/src/PatroniYarp/bin/Release/net10.0/PatroniYarp.dll" "$dir/patroniyarp.yaml"
+wait_port "$py_leader" "PatroniYarp"
+if [[ $mode == full || $mode == quick ]]; then
+  start haproxy haproxy -f "$dir/haproxy.cfg" -db
+  wait_port "$ha_leader" "HAProxy"
+fi
+
+wait_routable() { # wait_routable PORT WHAT — until a session through PORT reaches the leader
+  local i
+  for i in $(seq 1 100); do
+    [[ "$(psql "$(pg "$1")" -XAtc 'select pg_is_in_recovery()' 2>/dev/null)" == f ]] && return 0
+    sleep 0.2
+  done
+  log "$2 does not reach the leader through port $1"; exit 1
+}
+
+prepare_db() {
+  local lp; lp=$(leader_port)
+  psql "host=127.0.0.1 port=$lp user=postgres" -XAtqc "select 1 from pg_database where datname = '$db'" | grep -q 1 \
+    || psql "host=127.0.0.1 port=$lp user=postgres" -Xqc "create database $db"
+  log "pgbench -i -s 10 on the leader"
+  pgbench -i -s 10 -q "$(pg "$lp")" >"$dir/pgbench-init.log" 2>&1
+  psql "$(pg "$lp")" -Xqc "create table if not exists bench_writes (id bigserial primary key, via text, at timestamptz default now())" >/dev/null
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "nan" || b == "nan") print "-"; else printf "%.2f×", a / b }'; }
+
+# ---------------------------------------------------------------------------------------------------------------------
+# P5 / --sessions: idle sessions through a proxy to the holder
+# ---------------------------------------------------------------------------------------------------------------------
+hold_sessions() { # hold_sessions PROXY_PID PORT N TAG — prints "idle_kib held_kib open dropped failed backend_count"
+  local pid=$1 port=$2 n=$3 tag=$4 idle held status i backend_before backend_now
+  backend_before=$(cat "$dir/holder.status" 2>/dev/null || echo 0)
+  idle=$(rss_kib "$pid")
+  setsid python3 "$root/bench/hold.py" clients 127.0.0.1 "$port" "$n" "$dir/clients-$tag.status" >"$dir/clients-$tag.log" 2>&1 &
+  local cpid=$!
+  for i in $(seq 1 600); do
+    status=$(cat "$dir/clients-$tag.status" 2>/dev/null || true)
+    backend_now=$(cat "$dir/holder.status" 2>/dev/null || echo 0)
+    if [[ "$status" =~ open=([0-9]+)\ failed=([0-9]+) ]] && ((BASH_REMATCH[1] + BASH_REMATCH[2] >= n)) \
+       && ((backend_now - backend_before >= BASH_REMATCH[1])); then
+      break
+    fi
+    sleep 0.2
+  done
+  sleep 3 # let the proxy settle (and the clients notice any drop)
+  held=$(rss_kib "$pid")
+  status=$(cat "$dir/clients-$tag.status")
+  backend_now=$(cat "$dir/holder.status")
+  kill "$cpid"; wait "$cpid" 2>/dev/null || true
+  [[ "$status" =~ open=([0-9]+)\ failed=([0-9]+)\ dropped=([0-9]+) ]]
+  echo "$idle $held ${BASH_REMATCH[1]} ${BASH_REMATCH[3]} ${BASH_REMATCH[2]} $((backend_now - backend_before))"
+}
+
+wait_sessions_gone() { # until PatroniYarp's /connections count is 0 (or 30 s); prints the count
+  local i count=-1
+  for i in $(seq 1 150); do
+    count=$(curl -s "http://127.0.0.1:$py_admin/connections" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' 2>/dev/null || echo -1)
+    [[ $count == 0 ]] && break
+    sleep 0.2
+  done
+  echo "$count"
+}
+
+if [[ $mode == sessions ]]; then
+  log "holding $sessions idle sessions through PatroniYarp port $py_hold"
+  read -r idle held open dropped failed at_backend < <(hold_sessions "$patroniyarp_pid" "$py_hold" "$sessions" sessions)
+  # (The holder never closes its side, so these sessions stay half-open after the clients go: no leak check here.)
+  printf '%s\n' "sessions asked:        $sessions" "opened by clients:     $open (failed $failed)" \
+    "reached the backend:   $at_backend" "dropped while held:    $dropped" \
+    "PatroniYarp RSS:       $((idle / 1024)) MiB idle -> $((held / 1024)) MiB held ($(( (held - idle) / (sessions > 0 ? sessions : 1) )) KiB/session)"
+  if ((open == sessions && at_backend == sessions && dropped == 0)); then echo "PASS"; else echo "FAIL"; exit 1; fi
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------------------------------
+# --soak
+# ---------------------------------------------------------------------------------------------------------------------
+if [[ $mode == soak ]]; then
+  prepare_db
+  wait_routable "$py_leader" "PatroniYarp"
+  end=$(( $(date +%s) + soak_min * 60 ))
+  : >"$dir/soak-rss.txt"
+  soak_loop() { # soak_loop TAG PORT ARGS... — back-to-back 10 s pgbench runs until the end
+    local tag=$1 port=$2; shift 2
+    local i=0
+    while (( $(date +%s) < end )); do
+      i=$((i + 1))
+      pgbench -n "$@" -c4 -j1 -T10 "$(pg "$port")" >"$dir/soak-$tag-$i.log" 2>&1 || true
+    done
+  }
+  soak_loop rw "$py_leader" & rw=$!
+  soak_loop ro "$py_replicas" -S & ro=$!
+  switchovers=0; failed_switchovers=0; next=$(( $(date +%s) + 30 ))
+  while (( $(date +%s) < end )); do
+    echo "$(date +%s) $(rss_kib "$patroniyarp_pid")" >>"$dir/soak-rss.txt"
+    if (( $(date +%s) >= next )); then
+      if $cluster switchover >/dev/null 2>>"$dir/soak-switchover.log"; then switchovers=$((switchovers + 1)); else failed_switchovers=$((failed_switchovers + 1)); fi
+      next=$(( $(date +%s) + 30 ))
+    fi
+    sleep 5
+  done
+  wait "$rw" "$ro"
+  left=$(wait_sessions_gone)
+  tx=$(cat "$dir"/soak-*.log | awk '/number of transactions actually processed/ { split($NF, a, "/"); s += a[1] } END { print s + 0 }')
+  runs_total=$(ls "$dir"/soak-r?-*.log | wc -l)
+  runs_failed=$(grep -l -E 'aborted|error|FATAL' "$dir"/soak-r?-*.log 2>/dev/null | wc -l)
+  errors=$(grep -h -c -E 'client [0-9]+ aborted|ERROR|FATAL' "$dir"/soak-r?-*.log 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+  echo "soak: $soak_min min, $switchovers switchovers ($failed_switchovers failed), $tx transactions in $runs_total pgbench runs"
+  echo "pgbench runs with an error: $runs_failed; error lines (aborted clients, ERROR, FATAL): $errors"
+  echo "PatroniYarp RSS over time (MiB):"
+  awk 'NR == 1 { t0 = $1 } { printf "  +%4ds %6.1f\n", $1 - t0, $2 / 1024 }' "$dir/soak-rss.txt" | awk 'NR % 6 == 1'
+  echo "sessions leaked (admin /connections after the clients stopped): $left"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------------------------------
+# P1–P6
+# ---------------------------------------------------------------------------------------------------------------------
+prepare_db
+wait_routable "$ha_leader" "HAProxy"
+wait_routable "$py_leader" "PatroniYarp"
+
+tps() { pgbench -n "$@" "$(pg "$port")" 2>&1 | awk '/^tps/ { print $3 }'; }
+copy_mbs() { # copy_mbs PORT — MB/s of the 1 GB COPY, timed around psql
+  local s e
+  s=$(date +%s%N)
+  psql "$(pg "$1")" -Xqc "copy (select repeat('x', 1000) from generate_series(1, 1000000)) to stdout" >/dev/null
+  e=$(date +%s%N)
+  awk -v ns=$((e - s)) 'BEGIN { printf "%.1f", 1001000000 / 1e6 / (ns / 1e9) }'
+}
+
+declare -A P1 P2 P3
+for run in $(seq 1 "$runs"); do
+  direct=$(leader_port)
+  # Interleaved, so that noise from the machine falls on all three alike.
+  for target in direct haproxy patroniyarp; do
+    case $target in direct) port=$direct ;; haproxy) port=$ha_leader ;; patroniyarp) port=$py_leader ;; esac
+    log "run $run/$runs $target: P1"
+    P1[$target]+="$(tps -S -c16 -j2 -T"$secs") "
+    log "run $run/$runs $target: P2"
+    P2[$target]+="$(tps -S -C -c8 -j2 -T"$secs") "
+    log "run $run/$runs $target: P3"
+    P3[$target]+="$(copy_mbs "$port") "
+  done
+done
+med() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
+
+# P4: three write loops across one switchover, in the same run.
+attempt() { # attempt TAG CONNINFO — one new connection + one INSERT; appends "start_ms end_ms ok|fail"
+  local s e r=ok
+  s=$(date +%s%3N)
+  psql "$2" -XAtqc "insert into bench_writes (via) values ('$1')" >/dev/null 2>>"$dir/p4-$1.err" || r=fail
+  e=$(date +%s%3N)
+  echo "$s $e $r" >>"$dir/p4-$1.txt"
+}
+write_loop() { # write_loop TAG CONNINFO — an attempt every 50 ms (each its own background process) until $dir/p4.stop
+  while [[ ! -e "$dir/p4.stop" ]]; do
+    attempt "$1" "$2" &
+    sleep 0.05
+  done
+  wait
+}
+gap_stats() { # gap_stats TAG — prints "failed longest_gap_s attempts"
+  awk '$3 == "ok" { print $2 } $3 == "fail" { f++ } END { print "F", f + 0 }' "$dir/p4-$1.txt" | sort -g \
+    | awk '$1 == "F" { f = $2; next } { if (n++ && $1 - p > g) g = $1 - p; p = $1 } END { printf "%d %.2f %d\n", f, g / 1000, n + f }'
+}
+log "P4: switchover under three write loops"
+rm -f "$dir"/p4-*.txt "$dir"/p4-*.err "$dir/p4.stop"
+write_loop haproxy "$(pg "$ha_leader")" & l1=$!
+write_loop patroniyarp "$(pg "$py_leader")" & l2=$!
+write_loop libpq "$all_nodes" & l3=$!
+sleep 3
+$cluster switchover >"$dir/p4-switchover.log" 2>&1
+sleep 8
+touch "$dir/p4.stop"; wait "$l1" "$l2" "$l3"
+read -r ha_fail ha_gap ha_n < <(gap_stats haproxy)
+read -r py_fail py_gap py_n < <(gap_stats patroniyarp)
+read -r lp_fail lp_gap lp_n < <(gap_stats libpq)
+
+# P5: idle sessions through each proxy to the holder (4 500; a proxy holds two files per session).
+n5=4500
+log "P5: $n5 idle sessions through HAProxy"
+read -r ha_idle ha_held ha_open ha_drop _ _ < <(hold_sessions "$haproxy_pid" "$ha_hold" "$n5" haproxy)
+sleep 2
+log "P5: $n5 idle sessions through PatroniYarp"
+read -r py_idle py_held py_open py_drop _ _ < <(hold_sessions "$patroniyarp_pid" "$py_hold" "$n5" patroniyarp)
+kib() { awk -v i="$1" -v h="$2" -v n="$3" 'BEGIN { printf "%.1f", (h - i) / n }'; }
+ha_kib=$(kib "$ha_idle" "$ha_held" "$n5"); py_kib=$(kib "$py_idle" "$py_held" "$n5")
+
+# P6: cached /primary. Patroni's own API on the leader; PatroniYarp's only once it serves a health route.
+wrk_run() { # wrk_run URL — prints "req_per_s p99_ms"
+  wrk -c16 -t2 -d"$((secs))s" --latency "$1" 2>/dev/null | awk '
+    /Requests\/sec/ { r = $2 }
+    $1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 } p = v }
+    END { printf "%.0f %.2f\n", r, p }'
+}
+leader_api=$((8011 + $(leader_port) - 5441))
+log "P6: wrk on Patroni's /primary"
+read -r pat_rps pat_p99 < <(wrk_run "http://127.0.0.1:$leader_api/primary")
+health_url="${BENCH_HEALTH_URL:-http://127.0.0.1:$py_admin/primary}"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$health_url" || true)
+if [[ $code == 200 || $code == 503 ]]; then
+  log "P6: wrk on PatroniYarp's $health_url"
+  read -r py_rps py_p99 < <(wrk_run "$health_url")
+  p6_py="$py_rps req/s, p99 $py_p99 ms"
+else
+  p6_py="n/a (health API not merged)"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Table
+# ---------------------------------------------------------------------------------------------------------------------
+for k in direct haproxy patroniyarp; do
+  eval "p1_$k=$(med "${P1[$k]}"); p2_$k=$(med "${P2[$k]}"); p3_$k=$(med "${P3[$k]}")"
+done
+echo
+echo "PatroniYarp bench ($mode: median of $runs run(s), ${secs}s each; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
+echo
+echo "| Figure | direct | HAProxy 2.6 | PatroniYarp | PY/direct | PY/HAProxy | HAProxy/direct |"
+echo "|---|---|---|---|---|---|---|"
+printf '| P1 pgbench -S -c16 -j2 (TPS) | %.0f | %.0f | %.0f | %s | %s | %s |\n' "$p1_direct" "$p1_haproxy" "$p1_patroniyarp" \
+  "$(ratio "$p1_patroniyarp" "$p1_direct")" "$(ratio "$p1_patroniyarp" "$p1_haproxy")" "$(ratio "$p1_haproxy" "$p1_direct")"
+printf '| P2 pgbench -S -C -c8 (TPS) | %.0f | %.0f | %.0f | %s | %s | %s |\n' "$p2_direct" "$p2_haproxy" "$p2_patroniyarp" \
+  "$(ratio "$p2_patroniyarp" "$p2_direct")" "$(ratio "$p2_patroniyarp" "$p2_haproxy")" "$(ratio "$p2_haproxy" "$p2_direct")"
+printf '| P3 COPY 1 GB to stdout (MB/s) | %s | %s | %s | %s | %s | %s |\n' "$p3_direct" "$p3_haproxy" "$p3_patroniyarp" \
+  "$(ratio "$p3_patroniyarp" "$p3_direct")" "$(ratio "$p3_patroniyarp" "$p3_haproxy")" "$(ratio "$p3_haproxy" "$p3_direct")"
+echo
+echo "| P4 switchover (new connection + INSERT every 50 ms) | failed attempts | longest write gap |"
+echo "|---|---|---|"
+echo "| libpq, all three nodes, target_session_attrs=read-write | $lp_fail of $lp_n | ${lp_gap} s |"
+echo "| HAProxy 2.6 | $ha_fail of $ha_n | ${ha_gap} s |"
+echo "| PatroniYarp | $py_fail of $py_n | ${py_gap} s ($(ratio "$py_gap" "$lp_gap") libpq's) |"
+echo
+echo "| P5 idle sessions ($n5) | RSS idle | RSS holding | KiB per session | dropped |"
+echo "|---|---|---|---|---|"
+echo "| HAProxy 2.6 | $((ha_idle / 1024)) MiB | $((ha_held / 1024)) MiB | $ha_kib | $ha_drop (open $ha_open) |"
+echo "| PatroniYarp | $((py_idle / 1024)) MiB | $((py_held / 1024)) MiB | $py_kib | $py_drop (open $py_open) |"
+echo
+echo "| P6 cached /primary (wrk -c16, ${secs}s) | result |"
+echo "|---|---|"
+echo "| Patroni's own API | $pat_rps req/s, p99 $pat_p99 ms |"
+echo "| PatroniYarp | $p6_py |"

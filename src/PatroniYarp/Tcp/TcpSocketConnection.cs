@@ -1,0 +1,110 @@
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace PatroniYarp.Tcp;
+
+/// <summary>
+/// A client connection accepted by <see cref="TcpSocketListenerFactory"/>. Unlike Kestrel's socket transport nothing
+/// reads the socket in the background: the forwarder takes it (<see cref="TryTakeSocket"/>) and copies socket to
+/// socket, so a byte crosses the proxy without a pipe, a thread-pool hop or a second copy. Middleware that asks for
+/// <see cref="Transport"/> first gets ordinary pipes over the socket instead, and the socket is no longer handed out.
+/// </summary>
+internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocketFeature
+{
+    private readonly CancellationTokenSource _closed = new();
+    private IDuplexPipe? _transport;
+    private bool _taken;
+
+    public TcpSocketConnection(Socket socket, string connectionId)
+    {
+        Socket = socket;
+        ConnectionId = connectionId;
+        LocalEndPoint = socket.LocalEndPoint;
+        RemoteEndPoint = socket.RemoteEndPoint;
+        ConnectionClosed = _closed.Token;
+        Features.Set<IConnectionSocketFeature>(this);
+    }
+
+    public Socket Socket { get; }
+
+    public override string ConnectionId { get; set; }
+
+    public override IFeatureCollection Features { get; } = new FeatureCollection();
+
+    public override IDictionary<object, object?> Items
+    {
+        get => field ??= new ConnectionItems();
+        set;
+    }
+
+    public override IDuplexPipe Transport
+    {
+        get
+        {
+            if (_transport is null)
+            {
+                if (_taken)
+                {
+                    throw new InvalidOperationException("The connection's socket is copied directly; it has no pipes.");
+                }
+                var stream = new NetworkStream(Socket, ownsSocket: false);
+                _transport = new StreamPipe(PipeReader.Create(stream), PipeWriter.Create(stream));
+            }
+            return _transport;
+        }
+        set => _transport = value;
+    }
+
+    /// <summary>Hands the socket to a caller that copies it directly; false once pipes were made over it.</summary>
+    public bool TryTakeSocket(out Socket socket)
+    {
+        socket = Socket;
+        if (_transport is not null)
+        {
+            return false;
+        }
+        _taken = true;
+        return true;
+    }
+
+    /// <summary>Kestrel aborts connections still open when it stops: closing the socket ends the copy that uses it.</summary>
+    public override void Abort(ConnectionAbortedException abortReason)
+    {
+        Socket.Dispose();
+        Cancel();
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (_transport is { } transport)
+        {
+            await transport.Input.CompleteAsync().ConfigureAwait(false);
+            await transport.Output.CompleteAsync().ConfigureAwait(false);
+        }
+        Socket.Dispose();
+        Cancel();
+        _closed.Dispose();
+    }
+
+    private void Cancel()
+    {
+        try
+        {
+            _closed.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Aborted after it was disposed: nothing is left to tell.
+        }
+    }
+
+    private sealed class StreamPipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = input;
+
+        public PipeWriter Output { get; } = output;
+    }
+}

@@ -1,0 +1,178 @@
+using System.Diagnostics;
+using Npgsql;
+using PatroniYarp.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace PatroniYarp.IntegrationTests.Tcp;
+
+/// <summary>
+/// The zero-error switchover: with the default configuration, a client that opens a new connection and runs one
+/// INSERT through the leader port every 50 ms sees no failure across <c>patronictl switchover</c>. A libpq-style
+/// client that knows every node (Npgsql multi-host, read-write) runs beside it for comparison (reported only).
+/// </summary>
+[Collection(RealClusterCollection.Name)]
+public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(50);
+
+    private readonly PatroniClusterScript _cluster = fixture.Cluster;
+    private readonly int _masterPort = FreePort.Next();
+    private readonly string _table = $"switchover_{Guid.NewGuid():N}";
+    private PatroniYarpProcess _proxy = null!;
+
+    public async Task InitializeAsync()
+    {
+        var admin = FreePort.Next();
+        // Nothing but the listeners set: cluster_update_interval 3, leader_wait_timeout 5 and the rest as shipped.
+        _proxy = await PatroniYarpProcess.StartAsync($"""
+            listen_address: "127.0.0.1:{admin}"
+            clusters:
+              demo:
+                hosts: {TestYaml.Hosts()}
+                ports:
+                  master:
+                    listen: "127.0.0.1:{_masterPort}"
+                    roles: [leader]
+            """, admin);
+        await ProxyState.WaitForDestinationsAsync(_proxy, "master", [await _cluster.LeaderAsync()]);
+        await using var connection = await Pg.OpenAsync(_masterPort);
+        await using var create = new NpgsqlCommand($"create table {_table} (client text, n int, primary key (client, n))", connection);
+        await create.ExecuteNonQueryAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        try
+        {
+            var leader = await _cluster.LeaderAsync();
+            await _cluster.PsqlAsync(leader, $"drop table if exists {_table}");
+        }
+        finally
+        {
+            await _proxy.DisposeAsync();
+        }
+    }
+
+    [Fact(Skip = "Zero-failure goal not met yet: the old leader answers 57P03 while it shuts down and the new leader is published before promotion; work in progress (issue 5)")]
+    public async Task Switchover_NewConnectionInsertEvery50ms_NoFailedAttempt_EveryRowOnTheNewLeader()
+    {
+        var oldLeader = await _cluster.LeaderAsync();
+        var proxied = new InsertLoop("patroniyarp", Pg.ConnectionString(_masterPort), _table);
+        var allNodes = new InsertLoop("libpq-all-nodes",
+            "Host=127.0.0.1:5441,127.0.0.1:5442,127.0.0.1:5443;Target Session Attributes=read-write;Username=postgres;" +
+            "Database=postgres;Pooling=false;Timeout=10;Command Timeout=10;Host Recheck Seconds=0", _table);
+        using var stop = new CancellationTokenSource();
+        var loops = new[] { proxied.RunAsync(stop.Token), allNodes.RunAsync(stop.Token) };
+        try
+        {
+            // Both loops write before the switchover starts.
+            await Eventually.UntilAsync(() => Task.FromResult(proxied.Succeeded >= 5 && allNodes.Succeeded >= 5),
+                TimeSpan.FromSeconds(30), "both loops to insert");
+
+            var newLeader = await _cluster.SwitchoverAsync();
+            Assert.NotEqual(oldLeader, newLeader);
+
+            // Keep writing for a while after the script returns (it waits until the old leader is a replica again).
+            var after = proxied.Succeeded + 20;
+            await Eventually.UntilAsync(() => Task.FromResult(proxied.Succeeded >= after), TimeSpan.FromSeconds(30),
+                "20 more inserts through the proxy after the switchover");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(loops);
+        }
+
+        foreach (var loop in new[] { proxied, allNodes })
+        {
+            output.WriteLine($"{loop.Name}: {loop.Succeeded} inserts, {loop.Failed} failed, longest gap between two " +
+                $"successful inserts {loop.LongestGap.TotalMilliseconds:0} ms");
+            foreach (var failure in loop.Failures.Take(5))
+            {
+                output.WriteLine($"  {failure}");
+            }
+        }
+        foreach (var line in _proxy.Output.Where(l => l.Contains("leader changed", StringComparison.Ordinal)
+            || l.Contains("connect to member", StringComparison.Ordinal) || l.Contains("leader_wait_timeout", StringComparison.Ordinal)))
+        {
+            output.WriteLine($"proxy: {line}");
+        }
+        if (allNodes.LongestGap > TimeSpan.Zero)
+        {
+            output.WriteLine($"gap ratio patroniyarp / libpq-all-nodes: {proxied.LongestGap / allNodes.LongestGap:0.00}");
+        }
+
+        Assert.True(proxied.Failed == 0, $"{proxied.Failed} failed attempts through PatroniYarp: {string.Join("; ", proxied.Failures.Take(5))}");
+        // No write lost and none landed on a replica: every acknowledged row is on the leader now.
+        var leader = await _cluster.LeaderAsync();
+        var onLeader = int.Parse((await _cluster.PsqlAsync(leader,
+            $"select count(*) from {_table} where client = 'patroniyarp'")).Trim());
+        Assert.Equal(proxied.Succeeded, onLeader);
+    }
+
+    /// <summary>A client that opens a new connection and runs one INSERT every 50 ms, counting failures and gaps.</summary>
+    private sealed class InsertLoop(string name, string connectionString, string table)
+    {
+        private readonly List<string> _failures = [];
+        private TimeSpan _lastSuccess = TimeSpan.MinValue;
+
+        public string Name => name;
+
+        public int Succeeded { get; private set; }
+
+        public int Failed => _failures.Count;
+
+        public IReadOnlyList<string> Failures => _failures;
+
+        /// <summary>Longest time between two successful inserts (the write outage a user sees).</summary>
+        public TimeSpan LongestGap { get; private set; }
+
+        public async Task RunAsync(CancellationToken stop)
+        {
+            var clock = Stopwatch.StartNew();
+            var next = TimeSpan.Zero;
+            for (var n = 1; !stop.IsCancellationRequested; n++)
+            {
+                try
+                {
+                    await using var connection = new NpgsqlConnection(connectionString);
+                    await connection.OpenAsync(CancellationToken.None);
+                    await using var insert = new NpgsqlCommand($"insert into {table} values (@client, @n)", connection);
+                    insert.Parameters.AddWithValue("client", name);
+                    insert.Parameters.AddWithValue("n", n);
+                    await insert.ExecuteNonQueryAsync(CancellationToken.None);
+                    var now = clock.Elapsed;
+                    if (_lastSuccess != TimeSpan.MinValue && now - _lastSuccess > LongestGap)
+                    {
+                        LongestGap = now - _lastSuccess;
+                    }
+                    _lastSuccess = now;
+                    Succeeded++;
+                }
+                catch (Exception ex) when (ex is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
+                {
+                    _failures.Add($"#{n} at {DateTime.Now:HH:mm:ss.fff}: {ex.GetType().Name}: {ex.Message}");
+                }
+
+                // One attempt every 50 ms (sooner after a slow one, never two at once).
+                next += Interval;
+                var wait = next - clock.Elapsed;
+                if (wait > TimeSpan.Zero)
+                {
+                    try
+                    {
+                        await Task.Delay(wait, stop);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                }
+                else
+                {
+                    next = clock.Elapsed;
+                }
+            }
+        }
+    }
+}
