@@ -16,7 +16,8 @@ namespace PatroniYarp.Tests.Admin;
 
 /// <summary>
 /// The admin API on real Kestrel (limits are Kestrel's): request limits, methods, what may change state, the
-/// /update_clusters rate limit, the bearer token, and the warning for an exposed listener.
+/// /update_clusters rate limit, the bearer token, and the warning for an exposed listener; and the health-check API
+/// beside it (same listener, and the patroniglue frontend): unknown paths, methods and limits.
 /// </summary>
 public sealed class AdminSecurityTests : IAsyncDisposable
 {
@@ -222,6 +223,59 @@ public sealed class AdminSecurityTests : IAsyncDisposable
         Assert.Equal(warns, logs.Entries.Any(e => e.Level == LogLevel.Warning && e.Message.Contains("admin_token is not set")));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task HealthChecks_UnknownPathWrongMethodAndOversizedHeaders_404_405_431(bool onFrontend)
+    {
+        var frontend = FreeLoopbackPort();
+        var admin = Start(extra: HealthSettings(frontend));
+        using var client = onFrontend ? new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{frontend}") } : null;
+        var http = client ?? admin.Client;
+
+        using var unknown = await http.GetAsync("/primaryx");
+        using var wrongMethod = await http.PostAsync("/primary", null);
+        using var deleteReplica = await http.DeleteAsync("/replica");
+        using var oversized = new HttpRequestMessage(HttpMethod.Get, "/primary");
+        oversized.Headers.Add("X-Padding", new string('x', 9 * 1024));
+        using var tooLarge = await http.SendAsync(oversized);
+
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, deleteReplica.StatusCode);
+        Assert.Equal(HttpStatusCode.RequestHeaderFieldsTooLarge, tooLarge.StatusCode);
+    }
+
+    [Fact]
+    public async Task Frontend_AdminPathsAre404WhateverTheToken_AndDoNotUseUpUpdateClustersPermits()
+    {
+        var frontend = FreeLoopbackPort();
+        var admin = Start(token: Token, extra: HealthSettings(frontend));
+        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{frontend}") };
+        for (var i = 0; i < 10; i++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/update_clusters");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+            using var response = await client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        }
+
+        using var onAdmin = await SendAsync(admin, "/update_clusters", new AuthenticationHeaderValue("Bearer", Token));
+
+        Assert.Equal(HttpStatusCode.OK, onAdmin.StatusCode);
+        Assert.Equal(1, admin.Refresher.Calls);
+    }
+
+    /// <summary>patroniglue keys: a sidecar backend nobody answers on, and a frontend listener.</summary>
+    private static Dictionary<string, string> HealthSettings(int frontendPort) => new()
+    {
+        ["backend:host"] = "127.0.0.1",
+        ["backend:port"] = FreeLoopbackPort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["backend:timeout"] = "0.5",
+        ["frontend:host"] = "127.0.0.1",
+        ["frontend:port"] = frontendPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
     private static Task<HttpResponseMessage> SendAsync(RunningAdmin admin, string path, AuthenticationHeaderValue authorization)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, path);
@@ -241,10 +295,10 @@ public sealed class AdminSecurityTests : IAsyncDisposable
         return text.ToString();
     }
 
-    private RunningAdmin Start(string? token = null)
+    private RunningAdmin Start(string? token = null, IReadOnlyDictionary<string, string>? extra = null)
     {
         var port = FreeLoopbackPort();
-        var factory = new AdminFactory($"127.0.0.1:{port}", token, kestrel: true, logs: null);
+        var factory = new AdminFactory($"127.0.0.1:{port}", token, kestrel: true, logs: null, extra);
         _hosts.Add(factory);
         factory.StartServer();
         var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(20) };
@@ -282,12 +336,14 @@ public sealed class AdminSecurityTests : IAsyncDisposable
         private readonly string _listen;
         private readonly string? _token;
         private readonly CapturingLoggerProvider? _logs;
+        private readonly IReadOnlyDictionary<string, string> _extra;
 
-        public AdminFactory(string listen, string? token, bool kestrel, CapturingLoggerProvider? logs)
+        public AdminFactory(string listen, string? token, bool kestrel, CapturingLoggerProvider? logs, IReadOnlyDictionary<string, string>? extra = null)
         {
             _listen = listen;
             _token = token;
             _logs = logs;
+            _extra = extra ?? new Dictionary<string, string>();
             if (kestrel)
             {
                 UseKestrel();
@@ -305,6 +361,10 @@ public sealed class AdminSecurityTests : IAsyncDisposable
             if (_token is not null)
             {
                 builder.UseSetting("admin_token", _token);
+            }
+            foreach (var (key, value) in _extra)
+            {
+                builder.UseSetting(key, value);
             }
             if (_logs is not null)
             {
