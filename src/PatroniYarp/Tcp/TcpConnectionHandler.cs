@@ -91,7 +91,7 @@ internal sealed partial class TcpConnectionHandler
 
         var member = MemberOf(backend.Destination);
         var session = _registry.Register(endpoint, backend.Destination.DestinationId, member, connection.RemoteEndPoint,
-            backend.Socket.RemoteEndPoint);
+            RemoteEndPointOf(backend.Socket));
         session.AddBytesIn(backend.SentWhileHeld);
         try
         {
@@ -115,6 +115,22 @@ internal sealed partial class TcpConnectionHandler
             backend.Socket.Dispose();
             Log.SessionEnded(_logger, session.Id, endpoint.ClusterId, member, session.EndReason, session.BytesIn, session.BytesOut);
             session.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The backend's address; null when the backend has already reset the connection, where reading it throws (which
+    /// here, before the session's try/finally, would leak the backend socket).
+    /// </summary>
+    private static EndPoint? RemoteEndPointOf(Socket socket)
+    {
+        try
+        {
+            return socket.RemoteEndPoint;
+        }
+        catch (SocketException)
+        {
+            return null;
         }
     }
 
