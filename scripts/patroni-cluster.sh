@@ -5,6 +5,7 @@
 #   scripts/patroni-cluster.sh up | down | status | leader | port NAME | switchover [CANDIDATE] | failover-kill
 #                              | sync on|off | tag NAME KEY VALUE | untag NAME KEY | stop-member NAME
 #                              | start-member NAME | walreceiver-stop NAME | walreceiver-cont NAME | psql NAME [ARGS]
+#                              | etcd-stop | etcd-start
 #
 # Results go to stdout (a member name, a port, ...); progress and errors go to stderr, so callers can parse stdout.
 # Every process is started by this script as the unprivileged `postgres` user (PostgreSQL refuses to run as root)
@@ -71,6 +72,8 @@ usage: $(basename "$0") COMMAND [ARGS]
   walreceiver-stop NAME     SIGSTOP the walreceiver of replica NAME (makes replication lag grow)
   walreceiver-cont NAME     SIGCONT it again
   psql NAME [ARGS...]       run psql as postgres against member NAME on 127.0.0.1
+  etcd-stop                 SIGTERM etcd and wait until it has exited (Patroni loses its DCS; PostgreSQL keeps running)
+  etcd-start                start etcd again on its data and wait until it is healthy (the cluster recovers on its own)
 
 Cluster directory: $CLUSTER_DIR (override with PATRONIYARP_CLUSTER_DIR).
 Members: pg0 ${PG_PORT[pg0]}/${API_PORT[pg0]}, pg1 ${PG_PORT[pg1]}/${API_PORT[pg1]}, pg2 ${PG_PORT[pg2]}/${API_PORT[pg2]}; etcd 127.0.0.1:$ETCD_CLIENT_PORT; scope $SCOPE.
@@ -392,7 +395,7 @@ spawn_as_pg() {
     as_pg "cd '$CLUSTER_DIR'; $CLEAN_ENV setsid $* >>'$logf' 2>&1 </dev/null & echo \$! >'$pidf'"
 }
 
-start_etcd() {
+spawn_etcd() {
     log "starting etcd on 127.0.0.1:$ETCD_CLIENT_PORT"
     spawn_as_pg "$CLUSTER_DIR/etcd.pid" "$CLUSTER_DIR/etcd.log" etcd \
         --name etcd0 --data-dir "'$CLUSTER_DIR/etcd'" --logger zap \
@@ -401,7 +404,11 @@ start_etcd() {
         --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
         --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
         --initial-cluster "etcd0=http://127.0.0.1:$ETCD_PEER_PORT" \
-        --initial-cluster-state new --initial-cluster-token patroniyarp || fail_up "could not start etcd"
+        --initial-cluster-state new --initial-cluster-token patroniyarp
+}
+
+start_etcd() {
+    spawn_etcd || fail_up "could not start etcd"
     wait_up 30 "etcd health" etcd_healthy
 }
 
@@ -805,6 +812,29 @@ cmd_walreceiver() {
     echo "$name walreceiver pid $pid SIG$signal"
 }
 
+cmd_etcd_stop() {
+    require_cluster
+    require_privileges
+    etcd_pid >/dev/null || { echo "etcd is not running"; return 0; }
+    stop_etcd
+    echo "etcd stopped"
+}
+
+cmd_etcd_start() {
+    local start
+    require_cluster
+    require_privileges
+    start=$(now_ms)
+    if etcd_pid >/dev/null; then
+        log "etcd is already running"
+    else
+        # On an existing data dir etcd ignores the --initial-* flags and rejoins as the same member.
+        spawn_etcd || die "could not start etcd"
+    fi
+    wait_for 30 etcd_healthy || { tail -n 40 "$CLUSTER_DIR/etcd.log" >&2; die "etcd not healthy after 30 s"; }
+    echo "etcd running ($(elapsed_s "$start") s)"
+}
+
 cmd_psql() {
     local name=$1
     shift
@@ -835,6 +865,8 @@ main() {
         walreceiver-stop) [[ $# -eq 1 ]] || usage; cmd_walreceiver STOP "$1" ;;
         walreceiver-cont) [[ $# -eq 1 ]] || usage; cmd_walreceiver CONT "$1" ;;
         psql) [[ $# -ge 1 ]] || usage; cmd_psql "$@" ;;
+        etcd-stop) [[ $# -eq 0 ]] || usage; cmd_etcd_stop ;;
+        etcd-start) [[ $# -eq 0 ]] || usage; cmd_etcd_start ;;
         -h | --help | help) usage ;;
         *) log "unknown command '$cmd'"; usage ;;
     esac

@@ -38,6 +38,7 @@ try
     builder.Services.AddPatroniHealthChecks();
     builder.AddTcpProxy();
     builder.AddPatroniYarpDiagnostics();
+    builder.AddAdminApi();
 
     var app = builder.Build();
 
@@ -61,6 +62,12 @@ try
 catch (ConfigurationException ex)
 {
     Console.Error.WriteLine($"PatroniYarp: invalid configuration: {ex.Message}");
+    return 1;
+}
+catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+{
+    // Kestrel's message names the address ("Failed to bind to address http://127.0.0.1:6432: address already in use.").
+    Console.Error.WriteLine($"PatroniYarp: cannot listen: {ex.Message}");
     return 1;
 }
 

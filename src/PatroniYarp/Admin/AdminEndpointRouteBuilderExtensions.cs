@@ -11,19 +11,40 @@ namespace PatroniYarp.Admin;
 /// <summary>
 /// patroni_proxy's admin API: GET / (liveness), GET /update_clusters (poll now), plus GET /clusters (what the proxy
 /// knows and routes to) and GET /connections (open TCP sessions). Other paths are 404 and other methods on these paths 405, by ASP.NET Core routing.
+/// Only /update_clusters causes work (a poll of every cluster), and it is rate-limited; with <c>admin_token</c> set,
+/// every endpoint needs the bearer token. Expects <see cref="AdminHostingExtensions.AddAdminApi"/>.
 /// </summary>
-internal static class AdminEndpointRouteBuilderExtensions
+internal static partial class AdminEndpointRouteBuilderExtensions
 {
-    public static IEndpointRouteBuilder MapAdminApi(this IEndpointRouteBuilder endpoints)
+    public static WebApplication MapAdminApi(this WebApplication app)
     {
+        app.UseMiddleware<AdminTokenMiddleware>();
+        app.UseRateLimiter();
+
         // The patroniglue frontend serves the health checks only; there the admin API does not exist.
-        var admin = endpoints.MapGroup("").AddEndpointFilter(static (context, next) =>
+        var admin = app.MapGroup("").WithMetadata(AdminEndpointMetadata.Instance).AddEndpointFilter(static (context, next) =>
             FrontendListenerFeature.IsFrontend(context.HttpContext) ? ValueTask.FromResult<object?>(Results.NotFound()) : next(context));
         admin.MapGet("/", () => Results.Text("OK"));
-        admin.MapGet("/update_clusters", UpdateClustersAsync);
+        admin.MapGet("/update_clusters", UpdateClustersAsync).RequireRateLimiting(AdminHostingExtensions.UpdateClustersPolicy);
         admin.MapGet("/clusters", GetClusters);
         admin.MapGet("/connections", GetConnections);
-        return endpoints;
+
+        var options = app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AdminEndpointRouteBuilderExtensions).FullName!);
+        WarnIfExposed(options.CurrentValue, logger);
+        options.OnChange(changed => WarnIfExposed(changed, logger));
+        return app;
+    }
+
+    /// <summary>The admin API shows the topology and sessions' client addresses: beyond loopback it wants a token.</summary>
+    private static void WarnIfExposed(ProxyOptions options, ILogger logger)
+    {
+        if (string.IsNullOrEmpty(options.AdminToken)
+            && ListenAddress.TryParse(options.EffectiveListenAddress, out var address)
+            && !address.IsLoopback)
+        {
+            Log.AdminApiExposed(logger, options.EffectiveListenAddress);
+        }
     }
 
     /// <summary>
@@ -61,5 +82,12 @@ internal static class AdminEndpointRouteBuilderExtensions
                 s.Id, s.Port, s.Member, s.Client, s.Backend, s.StartedAt, (now - s.StartedAt).TotalSeconds, s.BytesIn, s.BytesOut))
             .ToList();
         return Results.Json(new ConnectionsReport(connections.Count, connections), AdminJsonContext.Default.ConnectionsReport);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1, Level = LogLevel.Warning,
+            Message = "The admin API listens on {ListenAddress}, beyond loopback, and admin_token is not set: anyone who can reach it can read the topology and trigger polls")]
+        public static partial void AdminApiExposed(ILogger logger, string listenAddress);
     }
 }

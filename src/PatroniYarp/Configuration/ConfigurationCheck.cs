@@ -21,7 +21,9 @@ internal static class ConfigurationCheck
             }
             return 1;
         }
-        output.WriteLine(ProxyOptionsJson.Serialize(loaded.Options));
+        // The printed configuration ends up in terminals and CI logs: never the secret itself.
+        var printed = loaded.Options.AdminToken is null ? loaded.Options : loaded.Options with { AdminToken = "(set)" };
+        output.WriteLine(ProxyOptionsJson.Serialize(printed));
         return 0;
     }
 }

@@ -15,6 +15,9 @@ internal readonly record struct ListenAddress(string Host, int Port)
     /// <summary>Listens on every address: <c>*</c>, <c>0.0.0.0</c> or <c>[::]</c>.</summary>
     public bool IsWildcard => Host == Wildcard || IPAddress.TryParse(Host, out var ip) && (ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any));
 
+    /// <summary>Reachable only from this machine: <c>localhost</c> or a loopback address.</summary>
+    public bool IsLoopback => Host == "localhost" || IPAddress.TryParse(Host, out var ip) && IPAddress.IsLoopback(ip);
+
     public static bool TryParse(string? text, out ListenAddress address)
     {
         address = default;

@@ -18,6 +18,13 @@ internal sealed record ProxyOptions
     [ConfigurationKeyName("listen_address")]
     public string? ListenAddress { get; init; }
 
+    /// <summary>
+    /// When set, every admin API request needs <c>Authorization: Bearer &lt;admin_token&gt;</c> (PatroniYarp addition;
+    /// meant for an admin API bound beyond loopback).
+    /// </summary>
+    [ConfigurationKeyName("admin_token")]
+    public string? AdminToken { get; init; }
+
     /// <summary>Seconds one call to one Patroni host may take before the next host is tried.</summary>
     [ConfigurationKeyName("api_timeout")]
     public double ApiTimeout { get; init; } = 2;

@@ -113,9 +113,17 @@ internal static class YamlConfigurationFileParser
         }
     }
 
-    /// <summary>Remembers where the last good event ended, for errors YamlDotNet throws without a position.</summary>
+    /// <summary>
+    /// Remembers where the last good event ended, for errors YamlDotNet throws without a position, and refuses nesting
+    /// beyond <see cref="MaxDepth"/>: the document is loaded and flattened recursively, and a real configuration is
+    /// five levels deep.
+    /// </summary>
     private sealed class PositionTrackingParser(IParser inner) : IParser
     {
+        public const int MaxDepth = 64;
+
+        private int _depth;
+
         public Mark LastEnd { get; private set; } = Mark.Empty;
 
         public ParsingEvent? Current => inner.Current;
@@ -123,6 +131,14 @@ internal static class YamlConfigurationFileParser
         public bool MoveNext()
         {
             var moved = inner.MoveNext();
+            switch (inner.Current)
+            {
+                case MappingStart or SequenceStart when ++_depth > MaxDepth:
+                    throw new YamlException(inner.Current.Start, inner.Current.End, $"nested deeper than {MaxDepth} levels");
+                case MappingEnd or SequenceEnd:
+                    _depth--;
+                    break;
+            }
             if (inner.Current is { } current)
             {
                 LastEnd = current.End;

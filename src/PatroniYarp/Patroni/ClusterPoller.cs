@@ -265,7 +265,7 @@ internal sealed partial class ClusterPoller : IHostedService, IClusterRefresher,
                 owner._store.ReportFailure(Name, sequence, result.Error, now);
                 if (before is { LastError: null })
                 {
-                    // Once per outage (each host failure is logged on its own): fast polls must not flood the log.
+                    // Once per outage (a host's failure is logged when it starts or changes): fast polls must not flood the log.
                     Log.ClusterStale(owner._logger, Name, before.LastGoodPoll?.ToString("O") ?? "never", result.Error);
                 }
                 UpdateMode(requested, leaderChanged: false, stable: false, now);

@@ -51,6 +51,8 @@ internal sealed partial class PatroniApiClient : IDisposable
     private readonly ProxyMetrics? _metrics;
     private readonly Lock _gate = new();
     private ImmutableArray<string> _order;
+    // The failure last logged per host: a host that keeps failing the same way is logged once, not on every poll.
+    private readonly Dictionary<string, string> _loggedFailures = new(StringComparer.Ordinal);
     private int _inFlight;
     private bool _retired;
 
@@ -265,9 +267,17 @@ internal sealed partial class PatroniApiClient : IDisposable
             if (answer.Answer is { Error: { } rejected })
             {
                 // A broken answer is a failure of this host: the next one may answer well.
-                Log.AnswerRejected(_logger, _cluster, host, rejected);
+                reason = $"answer rejected: {rejected}";
+                if (IsNewFailure(host, reason))
+                {
+                    Log.AnswerRejected(_logger, _cluster, host, rejected);
+                }
+                else
+                {
+                    Log.FailedAgain(_logger, _cluster, host, reason);
+                }
                 _metrics?.PatroniPolled(_cluster, host, _time.GetElapsedTime(started), succeeded: false);
-                return Failed(host, $"answer rejected: {rejected}", state);
+                return Failed(host, reason, state);
             }
             reason = answer.Failure!;
         }
@@ -280,9 +290,30 @@ internal sealed partial class PatroniApiClient : IDisposable
         {
             reason = ex.InnerException is { } inner ? $"{ex.Message} ({inner.Message})" : ex.Message;
         }
-        Log.HostFailed(_logger, _cluster, host, reason, _time.GetElapsedTime(started).TotalMilliseconds);
+        if (IsNewFailure(host, reason))
+        {
+            Log.HostFailed(_logger, _cluster, host, reason, _time.GetElapsedTime(started).TotalMilliseconds);
+        }
+        else
+        {
+            Log.FailedAgain(_logger, _cluster, host, reason);
+        }
         _metrics?.PatroniPolled(_cluster, host, _time.GetElapsedTime(started), succeeded: false);
         return Failed(host, reason, state);
+    }
+
+    /// <summary>True when <paramref name="host"/> did not fail for this very reason last time (then it is worth a warning).</summary>
+    private bool IsNewFailure(string host, string reason)
+    {
+        lock (_gate)
+        {
+            if (_loggedFailures.TryGetValue(host, out var last) && last == reason)
+            {
+                return false;
+            }
+            _loggedFailures[host] = reason;
+            return true;
+        }
     }
 
     private Outcome<HostAnswer> Failed(string host, string reason, PollState state)
@@ -316,6 +347,10 @@ internal sealed partial class PatroniApiClient : IDisposable
     {
         lock (_gate)
         {
+            if (answered)
+            {
+                _loggedFailures.Remove(host);
+            }
             var rest = _order.Remove(host);
             _order = answered ? rest.Insert(0, host) : rest.Add(host);
         }
@@ -415,5 +450,9 @@ internal sealed partial class PatroniApiClient : IDisposable
         [LoggerMessage(EventId = 2, Level = LogLevel.Warning,
             Message = "Cluster '{Cluster}': rejected the /cluster answer of {Host}, keeping the last good state: {Reason}")]
         public static partial void AnswerRejected(ILogger logger, string cluster, string host, string reason);
+
+        [LoggerMessage(EventId = 3, Level = LogLevel.Debug,
+            Message = "Cluster '{Cluster}': Patroni host {Host} failed again: {Reason}")]
+        public static partial void FailedAgain(ILogger logger, string cluster, string host, string reason);
     }
 }

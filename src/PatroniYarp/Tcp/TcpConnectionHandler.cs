@@ -118,7 +118,7 @@ internal sealed partial class TcpConnectionHandler
 
         var member = MemberOf(backend.Destination);
         var session = _registry.Register(endpoint, backend.Destination.DestinationId, member, connection.RemoteEndPoint,
-            backend.Socket.RemoteEndPoint);
+            RemoteEndPointOf(backend.Socket));
         try
         {
             session.AddBytesIn(startup.Length + backend.SentWhileHeld);
@@ -178,6 +178,22 @@ internal sealed partial class TcpConnectionHandler
         catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException or SocketException)
         {
             session.Close(TcpForwarder.ReasonClientFailed);
+        }
+    }
+
+    /// <summary>
+    /// The backend's address; null when the backend has already reset the connection, where reading it throws (which
+    /// here, before the session's try/finally, would leak the backend socket).
+    /// </summary>
+    private static EndPoint? RemoteEndPointOf(Socket socket)
+    {
+        try
+        {
+            return socket.RemoteEndPoint;
+        }
+        catch (SocketException)
+        {
+            return null;
         }
     }
 

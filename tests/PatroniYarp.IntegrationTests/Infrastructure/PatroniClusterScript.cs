@@ -131,6 +131,14 @@ internal sealed class PatroniClusterScript
     public Task<string> WalReceiverContAsync(string member, CancellationToken cancellationToken = default) =>
         RunAsync(DefaultTimeout, cancellationToken, "walreceiver-cont", member);
 
+    /// <summary>SIGTERM to etcd: Patroni loses its DCS, and the leader demotes itself after ttl (10 s here).</summary>
+    public Task<string> EtcdStopAsync(CancellationToken cancellationToken = default) =>
+        RunAsync(DefaultTimeout, cancellationToken, "etcd-stop");
+
+    /// <summary>Starts etcd again; returns once it is healthy (the cluster then elects a leader on its own).</summary>
+    public Task<string> EtcdStartAsync(CancellationToken cancellationToken = default) =>
+        RunAsync(DefaultTimeout, cancellationToken, "etcd-start");
+
     /// <summary>Runs one SQL command with psql against the member directly (unaligned, tuples only).</summary>
     public Task<string> PsqlAsync(string member, string sql, CancellationToken cancellationToken = default) =>
         RunAsync(DefaultTimeout, cancellationToken, "psql", member, "-v", "ON_ERROR_STOP=1", "-Atc", sql);

@@ -177,7 +177,7 @@ public sealed class AdminApiTests : IClassFixture<AdminApiTests.Factory>
         }
     }
 
-    private static bool IsPatroniYarpHostedService(ServiceDescriptor service) =>
+    internal static bool IsPatroniYarpHostedService(ServiceDescriptor service) =>
         service.ServiceType == typeof(IHostedService)
         && (service.ImplementationType ?? service.ImplementationInstance?.GetType() ?? service.ImplementationFactory?.Method.DeclaringType)
             ?.Namespace?.StartsWith("PatroniYarp", StringComparison.Ordinal) == true;
