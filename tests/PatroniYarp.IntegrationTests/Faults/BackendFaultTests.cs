@@ -16,7 +16,6 @@ public sealed class BackendFaultTests
     private const int OpenFilesSlack = 2;
 
     // A PostgreSQL SSLRequest: what a client sends first.
-    private static readonly byte[] SslRequest = [0, 0, 0, 8, 4, 210, 22, 47];
 
     [Fact]
     public async Task SilentBackend_ClientGivesUp_ProxyClosesTheBackendSideAndLeaksNothing()
@@ -35,7 +34,7 @@ public sealed class BackendFaultTests
             {
                 var client = new TcpClient();
                 await client.ConnectAsync(IPAddress.Loopback, port);
-                await client.GetStream().WriteAsync(SslRequest);
+                await client.GetStream().WriteAsync(PgWire.SslRequest);
                 clients.Add(client);
             }
             await Eventually.UntilAsync(() => Task.FromResult(backend.Accepted == round * Sessions), TimeSpan.FromSeconds(20), "every session to reach the backend");
@@ -74,7 +73,7 @@ public sealed class BackendFaultTests
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
                 try
                 {
-                    await stream.WriteAsync(SslRequest, timeout.Token);
+                    await stream.WriteAsync(PgWire.SslRequest, timeout.Token);
                     Assert.Equal(0, await stream.ReadAsync(new byte[16], timeout.Token));
                 }
                 catch (IOException)

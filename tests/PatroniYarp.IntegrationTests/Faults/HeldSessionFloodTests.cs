@@ -42,6 +42,8 @@ public sealed class HeldSessionFloodTests
             {
                 var client = new TcpClient();
                 await client.ConnectAsync(IPAddress.Loopback, port);
+                // The proxy reads a session's first message before it looks for a member.
+                await client.GetStream().WriteAsync(PgWire.SslRequest);
                 clients.Add(client);
                 ends.Add(ReadEndAsync(client));
             }

@@ -67,7 +67,7 @@ public sealed class PortInUseTests : IAsyncDisposable
         var before = _backend.Accepted;
         using var client = new TcpClient();
         await client.ConnectAsync(IPAddress.Loopback, port);
-        await client.GetStream().WriteAsync(new byte[] { 0, 0, 0, 8, 4, 210, 22, 47 });
+        await client.GetStream().WriteAsync(PgWire.SslRequest);
         await Eventually.UntilAsync(() => Task.FromResult(_backend.Accepted > before), TimeSpan.FromSeconds(10), $"port {port} to forward a session");
         return true;
     }

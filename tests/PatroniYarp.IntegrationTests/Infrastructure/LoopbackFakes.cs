@@ -93,8 +93,10 @@ internal sealed class TcpRelay : IAsyncDisposable
 }
 
 /// <summary>
-/// A loopback HTTP/1.1 stand-in for a Patroni REST API: answers every request with <see cref="Body"/> after
-/// <see cref="Delay"/>, then closes the connection; with <see cref="Frozen"/> it accepts and never answers.
+/// A loopback HTTP/1.1 stand-in for a Patroni REST API: answers every request with <see cref="Body"/> (where
+/// <c>{self}</c> stands for its own URL) after <see cref="Delay"/>, and GET /primary as a running primary (so the
+/// proxy can confirm a leader whose api_url is this server), then closes the connection; with <see cref="Frozen"/> it
+/// accepts and never answers.
 /// </summary>
 internal sealed class FakeHttpApi : IAsyncDisposable
 {
@@ -122,9 +124,11 @@ internal sealed class FakeHttpApi : IAsyncDisposable
 
     public string Url => $"http://127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
 
-    /// <summary>A /cluster answer with one running leader at 127.0.0.1:<paramref name="port"/>.</summary>
+    /// <summary>A /cluster answer with one running leader at 127.0.0.1:<paramref name="port"/>, whose API is this server.</summary>
     public static string ClusterWithLeaderAt(int port) =>
-        $$"""{"members":[{"name":"fake0","role":"leader","state":"running","host":"127.0.0.1","port":{{port}},"timeline":1}]}""";
+        $$"""{"members":[{"name":"fake0","role":"leader","state":"running","host":"127.0.0.1","port":{{port}},"timeline":1,"api_url":"{self}/patroni"}]}""";
+
+    private const string RunningPrimary = """{"state":"running","role":"master","timeline":1}""";
 
     public async ValueTask DisposeAsync()
     {
@@ -176,7 +180,9 @@ internal sealed class FakeHttpApi : IAsyncDisposable
                 await Task.Delay(Timeout.Infinite, _stop.Token);
             }
             await Task.Delay(Delay, _stop.Token);
-            var body = Encoding.UTF8.GetBytes(Body);
+            var body = Encoding.UTF8.GetBytes(request.ToString().StartsWith("GET /primary", StringComparison.Ordinal)
+                ? RunningPrimary
+                : Body.Replace("{self}", Url, StringComparison.Ordinal));
             await stream.WriteAsync(Encoding.ASCII.GetBytes(
                 $"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n"), _stop.Token);
             await stream.WriteAsync(body, _stop.Token);
@@ -287,4 +293,11 @@ internal static class ProcessResources
         var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
     }
+}
+
+/// <summary>PostgreSQL wire bytes for clients that are not real drivers.</summary>
+internal static class PgWire
+{
+    /// <summary>An SSLRequest: a valid first message that the proxy passes through untouched.</summary>
+    public static readonly byte[] SslRequest = [0, 0, 0, 8, 4, 210, 22, 47];
 }
