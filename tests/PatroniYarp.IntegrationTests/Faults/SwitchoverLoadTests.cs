@@ -63,6 +63,8 @@ public sealed class SwitchoverLoadTests(RealClusterFixture fixture, ITestOutputH
                 var replicas = PatroniClusterScript.Members.Where(m => m != leader).Order().ToArray();
                 var candidate = replicas[i % 2];
                 var stays = replicas[(i + 1) % 2];
+                // The previous switchover's demoted leader rejoins the replicas port once it streams again.
+                await ProxyState.WaitForDestinationsAsync(_proxy, "replicas", replicas);
                 await using var toStaying = await OpenOnAsync(stays);
 
                 Assert.Equal(candidate, await _cluster.SwitchoverAsync(candidate));
