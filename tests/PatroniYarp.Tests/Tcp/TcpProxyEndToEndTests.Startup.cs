@@ -189,7 +189,8 @@ public partial class TcpProxyEndToEndTests
                     socket.Shutdown(SocketShutdown.Both);
                 }
             }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            // Stopped: the loop may call Accept after Stop (InvalidOperationException) as well as during it.
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException or InvalidOperationException)
             {
             }
         }
