@@ -145,18 +145,9 @@ internal static class TcpForwarder
                 }
             }
         }
-        catch (OperationCanceledException) when (closing.IsCancellationRequested)
+        catch (Exception ex)
         {
-            // Closed by the proxy or by the other direction's failure.
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            session.Close(ReasonBackendFailed);
-        }
-        catch (Exception)
-        {
-            // Kestrel reports a reset or aborted client as an exception from the input pipe.
-            session.Close(ReasonClientFailed);
+            OnPipeCopyFailed(ex, session, closing);
         }
         finally
         {
@@ -200,22 +191,27 @@ internal static class TcpForwarder
                 }
             }
         }
-        catch (OperationCanceledException) when (closing.IsCancellationRequested)
+        catch (Exception ex)
         {
-            // Closed by the proxy or by the other direction's failure.
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            session.Close(ReasonBackendFailed);
-        }
-        catch (Exception)
-        {
-            session.Close(ReasonClientFailed);
+            OnPipeCopyFailed(ex, session, closing);
         }
         finally
         {
             // Completing Kestrel's output sends the FIN to the client (Kestrel closes its socket both ways then).
             await output.CompleteAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// How a pipe-side copy ended abnormally: a cancellation by the proxy (or by the other direction's failure) is no
+    /// failure; a socket error is the backend's; anything else comes from Kestrel's pipes, i.e. a reset or aborted client.
+    /// </summary>
+    private static void OnPipeCopyFailed(Exception ex, TcpSession session, CancellationToken closing)
+    {
+        if (ex is OperationCanceledException && closing.IsCancellationRequested)
+        {
+            return;
+        }
+        session.Close(ex is SocketException or ObjectDisposedException ? ReasonBackendFailed : ReasonClientFailed);
     }
 }
