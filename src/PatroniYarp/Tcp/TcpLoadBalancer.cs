@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
 namespace PatroniYarp.Tcp;
@@ -35,7 +36,10 @@ internal sealed class TcpLoadBalancer(SessionRegistry registry)
         for (var i = 0; i < count; i++)
         {
             var destination = available[(start + i) % count];
-            if (exclude is not null && exclude.Contains(destination.DestinationId))
+            // YARP recomputes the available set on a thread-pool hop after SetPassive; the health flag itself is set at
+            // once, so a member that just failed is skipped by the very next session too.
+            if (exclude is not null && exclude.Contains(destination.DestinationId)
+                || destination.Health.Passive == DestinationHealth.Unhealthy)
             {
                 continue;
             }

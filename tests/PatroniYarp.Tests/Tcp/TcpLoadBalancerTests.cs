@@ -1,4 +1,5 @@
 using PatroniYarp.Tcp;
+using Yarp.ReverseProxy.Health;
 using Yarp.ReverseProxy.Model;
 
 namespace PatroniYarp.Tests.Tcp;
@@ -25,6 +26,21 @@ public class TcpLoadBalancerTests
 
         Assert.Equal("c", pick!.Value.Destination.DestinationId);
         Assert.Equal(1, _registry.GetOpenSessions(Port, "c"));
+    }
+
+    [Fact]
+    public void Pick_MarkedUnhealthyBeforeYarpRecomputedAvailable_Skipped()
+    {
+        // YARP updates the available set on a thread-pool hop after SetPassive; the health flag is set at once.
+        var destinations = Destinations("failed", "good");
+        destinations[0].Health.Passive = DestinationHealth.Unhealthy;
+
+        for (var i = 0; i < 4; i++)
+        {
+            var pick = Balancer.Pick(Port, destinations)!.Value;
+            Assert.Equal("good", pick.Destination.DestinationId);
+            pick.Counter.Decrement();
+        }
     }
 
     [Fact]
