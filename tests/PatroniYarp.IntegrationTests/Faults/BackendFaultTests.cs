@@ -15,8 +15,6 @@ public sealed class BackendFaultTests
     // Runtime files that come and go with the proxy's own work (timers, a pooled Patroni connection).
     private const int OpenFilesSlack = 2;
 
-    // A PostgreSQL SSLRequest: what a client sends first.
-
     [Fact]
     public async Task SilentBackend_ClientGivesUp_ProxyClosesTheBackendSideAndLeaksNothing()
     {
@@ -32,10 +30,7 @@ public sealed class BackendFaultTests
             var clients = new List<TcpClient>();
             for (var i = 0; i < Sessions; i++)
             {
-                var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, port);
-                await client.GetStream().WriteAsync(PgWire.SslRequest);
-                clients.Add(client);
+                clients.Add(await PgWire.ConnectAsync(port));
             }
             await Eventually.UntilAsync(() => Task.FromResult(backend.Accepted == round * Sessions), TimeSpan.FromSeconds(20), "every session to reach the backend");
             Assert.Equal(Sessions, await OpenSessionsAsync(proxy));

@@ -1,4 +1,3 @@
-using System.Net;
 using System.Net.Sockets;
 using PatroniYarp.IntegrationTests.Infrastructure;
 
@@ -40,10 +39,7 @@ public sealed class HeldSessionFloodTests
         {
             for (var i = 0; i < Flood; i++)
             {
-                var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, port);
-                // The proxy reads a session's first message before it looks for a member.
-                await client.GetStream().WriteAsync(PgWire.SslRequest);
+                var client = await PgWire.ConnectAsync(port);
                 clients.Add(client);
                 ends.Add(ReadEndAsync(client));
             }

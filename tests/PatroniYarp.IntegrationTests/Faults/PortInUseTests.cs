@@ -65,9 +65,7 @@ public sealed class PortInUseTests : IAsyncDisposable
     private async Task<bool> ForwardsAsync(int port)
     {
         var before = _backend.Accepted;
-        using var client = new TcpClient();
-        await client.ConnectAsync(IPAddress.Loopback, port);
-        await client.GetStream().WriteAsync(PgWire.SslRequest);
+        using var client = await PgWire.ConnectAsync(port);
         await Eventually.UntilAsync(() => Task.FromResult(_backend.Accepted > before), TimeSpan.FromSeconds(10), $"port {port} to forward a session");
         return true;
     }

@@ -300,4 +300,16 @@ internal static class PgWire
 {
     /// <summary>An SSLRequest: a valid first message that the proxy passes through untouched.</summary>
     public static readonly byte[] SslRequest = [0, 0, 0, 8, 4, 210, 22, 47];
+
+    /// <summary>
+    /// A raw client on a proxy port that has sent its first message (an SSLRequest): the proxy reads a session's first
+    /// message before it looks for a member.
+    /// </summary>
+    public static async Task<TcpClient> ConnectAsync(int port)
+    {
+        var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, port);
+        await client.GetStream().WriteAsync(SslRequest);
+        return client;
+    }
 }
