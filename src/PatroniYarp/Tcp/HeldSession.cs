@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.IO.Pipelines;
 using System.Net.Sockets;
 
 namespace PatroniYarp.Tcp;
@@ -16,28 +14,27 @@ internal enum HoldOutcome
 
 /// <summary>
 /// One client session held until its port has a destination: holds a max_waiting slot of the port, and watches the
-/// client meanwhile without consuming its bytes (its startup was already read, see <see cref="PostgresStartup"/>;
-/// anything it sends after that stays in Kestrel's pipe until it is handed to the backend), so a client that goes away
-/// is noticed at once and its slot given back.
+/// client's socket meanwhile without taking its bytes (its startup was already read, see <see cref="PostgresStartup"/>;
+/// anything it sends after that stays in the socket for the forwarder), so a client that goes away is noticed at once
+/// and its slot given back.
 /// </summary>
 internal sealed class HeldSession
 {
     private readonly HeldSessions _owner;
     private readonly string _clusterId;
-    private readonly PipeReader _input;
+    private readonly Socket _client;
     private readonly CancellationToken _clientClosed;
     private readonly TimeProvider _time;
+    private readonly CancellationTokenSource _stopWatching = new();
     private readonly Task<bool> _watch;
-    private ReadOnlySequence<byte> _buffered;
-    private int _readOpen;
     private int _released;
 
-    private HeldSession(HeldSessions owner, string clusterId, PipeReader input, CancellationToken clientClosed, TimeProvider time,
+    private HeldSession(HeldSessions owner, string clusterId, Socket client, CancellationToken clientClosed, TimeProvider time,
         TimeSpan timeout)
     {
         _owner = owner;
         _clusterId = clusterId;
-        _input = input;
+        _client = client;
         _clientClosed = clientClosed;
         _time = time;
         Started = time.GetUtcNow();
@@ -49,10 +46,13 @@ internal sealed class HeldSession
 
     public DateTimeOffset Deadline { get; }
 
+    /// <summary>The watch saw the client close or fail.</summary>
+    private bool ClientGone => _clientClosed.IsCancellationRequested || _watch.IsCompletedSuccessfully && _watch.Result;
+
     /// <summary>Holds the session when the port has a free slot, else null (the caller refuses it).</summary>
-    public static HeldSession? TryStart(HeldSessions owner, string clusterId, int maxWaiting, PipeReader input,
+    public static HeldSession? TryStart(HeldSessions owner, string clusterId, int maxWaiting, Socket client,
         CancellationToken clientClosed, TimeProvider time, TimeSpan timeout) =>
-        owner.TryHold(clusterId, maxWaiting) ? new HeldSession(owner, clusterId, input, clientClosed, time, timeout) : null;
+        owner.TryHold(clusterId, maxWaiting) ? new HeldSession(owner, clusterId, client, clientClosed, time, timeout) : null;
 
     /// <summary>
     /// Waits for <paramref name="changed"/> (from <see cref="HeldSessions.WhenChanged"/>), the deadline or the client
@@ -60,11 +60,11 @@ internal sealed class HeldSession
     /// </summary>
     public async Task<HoldOutcome> WaitAsync(Task changed, TimeSpan renewAfter)
     {
-        var remaining = Deadline - _time.GetUtcNow();
-        if (_watch.IsCompleted || _clientClosed.IsCancellationRequested)
+        if (ClientGone)
         {
             return HoldOutcome.ClientGone;
         }
+        var remaining = Deadline - _time.GetUtcNow();
         if (remaining <= TimeSpan.Zero)
         {
             return HoldOutcome.TimedOut;
@@ -73,121 +73,67 @@ internal sealed class HeldSession
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(_clientClosed);
         var renew = remaining > renewAfter;
         var timeout = Task.Delay(renew ? renewAfter : remaining, _time, stop.Token);
-        var first = await Task.WhenAny(changed, timeout, _watch).ConfigureAwait(false);
+        // A watch that ended with the client still there (it sent more) has nothing left to tell.
+        var first = _watch.IsCompleted
+            ? await Task.WhenAny(changed, timeout).ConfigureAwait(false)
+            : await Task.WhenAny(changed, timeout, _watch).ConfigureAwait(false);
         await stop.CancelAsync().ConfigureAwait(false);
-        if (_watch.IsCompleted || _clientClosed.IsCancellationRequested)
+        if (ClientGone)
         {
             return HoldOutcome.ClientGone;
         }
-        return first == changed ? HoldOutcome.Changed : renew ? HoldOutcome.Renew : HoldOutcome.TimedOut;
+        return first == changed ? HoldOutcome.Changed
+            : first == _watch || renew ? HoldOutcome.Renew
+            : HoldOutcome.TimedOut;
     }
 
     /// <summary>
-    /// Hands the client over to a connected backend: stops watching it, sends the bytes it sent while held (still in
-    /// Kestrel's pipe) to <paramref name="backend"/>, and gives the slot back. The forwarder takes it from there.
+    /// Hands the client over to a connected backend: stops watching it and gives the slot back. Whatever the client
+    /// sent while held is still in its socket; the forwarder takes it from there.
     /// </summary>
-    /// <returns>The bytes sent; -1 when the client went away while held or the backend failed at once.</returns>
-    public async Task<long> HandOverAsync(Socket backend, CancellationToken cancellationToken)
-    {
-        var gone = await StopWatchingAsync().ConfigureAwait(false);
-        try
-        {
-            if (gone)
-            {
-                return -1;
-            }
-            long sent = 0;
-            foreach (var segment in _buffered)
-            {
-                var remaining = segment;
-                while (!remaining.IsEmpty)
-                {
-                    var count = await backend.SendAsync(remaining, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-                    remaining = remaining[count..];
-                    sent += count;
-                }
-            }
-            return sent;
-        }
-        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
-        {
-            return -1;
-        }
-        finally
-        {
-            FinishRead(_buffered.End);
-            ReleaseSlot();
-        }
-    }
+    /// <returns>False when the client went away while held.</returns>
+    public async Task<bool> HandOverAsync() => !await EndAsync().ConfigureAwait(false);
 
     /// <summary>Ends the hold without a backend (timed out, refused, the client left): the slot is given back.</summary>
-    public async Task ReleaseAsync()
-    {
-        if (!await StopWatchingAsync().ConfigureAwait(false))
-        {
-            FinishRead(_buffered.Start);
-        }
-        ReleaseSlot();
-    }
+    public Task ReleaseAsync() => EndAsync();
 
-    private async Task<bool> StopWatchingAsync()
+    /// <returns>Whether the client went away.</returns>
+    private async Task<bool> EndAsync()
     {
-        if (!_watch.IsCompleted)
-        {
-            _input.CancelPendingRead();
-        }
-        return await _watch.ConfigureAwait(false);
-    }
-
-    /// <summary>Ends the read the watch left open when it was stopped (its buffer stayed valid until now).</summary>
-    private void FinishRead(SequencePosition consumed)
-    {
-        if (Interlocked.Exchange(ref _readOpen, 0) == 1)
-        {
-            _input.AdvanceTo(consumed, _buffered.End);
-        }
-    }
-
-    private void ReleaseSlot()
-    {
+        await _stopWatching.CancelAsync().ConfigureAwait(false);
+        await _watch.ConfigureAwait(false);
         if (Interlocked.Exchange(ref _released, 1) == 0)
         {
             _owner.Release(_clusterId);
         }
+        return ClientGone;
     }
 
     /// <summary>
-    /// Waits for the client to close or fail (true). Stopped by a cancelled read (false), it leaves that read open with
-    /// everything the client sent so far in <see cref="_buffered"/>: a buffer can only be handed on before AdvanceTo,
-    /// and a pipe cannot be made to return bytes it was told were examined.
+    /// Waits until the client's socket is readable, taking nothing from it: true when that is its close or a reset;
+    /// false when it sent more (a pipelining client is there; its bytes wait for the forwarder) or the watch was stopped.
     /// </summary>
     private async Task<bool> WatchClientAsync()
     {
         try
         {
-            while (true)
-            {
-                var result = await _input.ReadAsync().ConfigureAwait(false);
-                var buffer = result.Buffer;
-                if (result.IsCompleted)
-                {
-                    _input.AdvanceTo(buffer.End);
-                    return true;
-                }
-                if (result.IsCanceled)
-                {
-                    _buffered = buffer;
-                    Volatile.Write(ref _readOpen, 1);
-                    return false;
-                }
-                // Examined, not consumed: the next read waits for more bytes (or the end) instead of returning at once.
-                _input.AdvanceTo(buffer.Start, buffer.End);
-            }
+            await _client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, _stopWatching.Token).ConfigureAwait(false);
+            return _client.Available == 0 && IsClosed(_client);
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
+        catch (OperationCanceledException) when (_stopWatching.IsCancellationRequested)
         {
-            // A reset or aborted connection.
+            return false;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
             return true;
         }
+    }
+
+    /// <summary>Peeks one byte of a readable socket: none means the peer closed.</summary>
+    private static bool IsClosed(Socket socket)
+    {
+        Span<byte> one = stackalloc byte[1];
+        return socket.Receive(one, SocketFlags.Peek) == 0;
     }
 }

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text;
 
@@ -19,7 +18,7 @@ internal enum FirstMessageKind
 }
 
 /// <summary>
-/// A session's first PostgreSQL message, taken off the client's socket (or Kestrel's input pipe) into one pooled buffer that also receives the
+/// A session's first PostgreSQL message, taken off the client's socket into one pooled buffer that also receives the
 /// backend's first reply, so a session can be replayed on another member when the first one turns it away unseen.
 /// Only a plaintext StartupMessage is replayed: when the backend closes or resets before answering, or answers 57P03
 /// (cannot_connect_now: shutting down, starting up), 57P01 or 57P02, the client never sees it and the handler tries
@@ -66,63 +65,7 @@ internal sealed class PostgresStartup : IDisposable
     private byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(PostgresStartup));
 
     /// <summary>
-    /// Reads the client's first message, consuming exactly it from the pipe (what follows stays for the forwarder).
-    /// </summary>
-    /// <returns>The message; or null and why (null when the client just went away).</returns>
-    public static async Task<(PostgresStartup? Startup, string? Error)> ReadAsync(PipeReader input, TimeProvider time)
-    {
-        CancellationTokenSource? timeout = null;
-        try
-        {
-            while (true)
-            {
-                // Usually the message is already there: no timer is needed then.
-                if (!input.TryRead(out var result))
-                {
-                    timeout ??= new CancellationTokenSource(ReadTimeout, time);
-                    result = await input.ReadAsync(timeout.Token).ConfigureAwait(false);
-                }
-                var buffer = result.Buffer;
-                var (kind, length, error) = Classify(buffer);
-                if (error is not null)
-                {
-                    input.AdvanceTo(buffer.End);
-                    return (null, error);
-                }
-                if (length > 0)
-                {
-                    var pooled = ArrayPool<byte>.Shared.Rent(length + (kind == FirstMessageKind.Startup ? ReplyCapacity : 0));
-                    buffer.Slice(0, length).CopyTo(pooled);
-                    // Consumed and examined up to the message only: bytes after it are returned by the next read at once.
-                    input.AdvanceTo(buffer.GetPosition(length));
-                    return (new PostgresStartup(kind, pooled, length), null);
-                }
-                if (result.IsCompleted)
-                {
-                    input.AdvanceTo(buffer.End);
-                    return (null, buffer.IsEmpty ? null : $"the client closed after {buffer.Length} bytes of its first message");
-                }
-                input.AdvanceTo(buffer.Start, buffer.End);
-            }
-        }
-        catch (OperationCanceledException) when (timeout?.IsCancellationRequested == true)
-        {
-            return (null, $"no first message within {ReadTimeout.TotalSeconds:0} s");
-        }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException)
-        {
-            // A reset or aborted connection.
-            return (null, null);
-        }
-        finally
-        {
-            timeout?.Dispose();
-        }
-    }
-
-    /// <summary>
-    /// Reads the client's first message straight from its socket (the TCP ports' own transport, which keeps sessions
-    /// off Kestrel's pipes) into the pooled buffer itself. Whatever else arrived with the message is kept with it and
+    /// Reads the client's first message straight from its socket into the pooled buffer itself. Whatever else arrived with the message is kept with it and
     /// sent on first, so nothing is lost; a PostgreSQL client waits for the answer, so normally nothing does.
     /// </summary>
     /// <returns>The message; or null and why (null when the client just went away).</returns>

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
 using PatroniYarp.Diagnostics;
@@ -71,8 +70,11 @@ internal sealed partial class TcpConnectionHandler
             .Build();
     }
 
-    public async Task HandleAsync(ConnectionContext connection, TcpPortEndpoint endpoint)
+    public async Task HandleAsync(ConnectionContext context, TcpPortEndpoint endpoint)
     {
+        // TCP ports are bound by TcpSocketListenerFactory only: the session is copied socket to socket, never through pipes.
+        var connection = context as TcpSocketConnection
+            ?? throw new InvalidOperationException($"Port {endpoint.ClusterId} got a connection from another transport ({context.GetType()}).");
         var port = FindPort(endpoint);
         if (port is null || endpoint.IsRetired)
         {
@@ -80,16 +82,7 @@ internal sealed partial class TcpConnectionHandler
             return;
         }
 
-        // Kestrel's socket transport sets TCP_NODELAY by default; set it here too so a transport option can't undo it.
-        if (connection.Features.Get<IConnectionSocketFeature>()?.Socket is { } clientSocket)
-        {
-            clientSocket.NoDelay = true;
-        }
-
-        // On the TCP ports' own transport, read the socket itself: touching Transport would put the session on pipes.
-        var (startup, error) = connection is TcpSocketConnection raw
-            ? await PostgresStartup.ReadAsync(raw.Socket, _time).ConfigureAwait(false)
-            : await PostgresStartup.ReadAsync(connection.Transport.Input, _time).ConfigureAwait(false);
+        var (startup, error) = await PostgresStartup.ReadAsync(connection.Socket, _time).ConfigureAwait(false);
         if (startup is null)
         {
             if (error is not null)
@@ -99,7 +92,7 @@ internal sealed partial class TcpConnectionHandler
             return;
         }
 
-        (Socket Socket, DestinationState Destination, long SentWhileHeld)? connected = null;
+        (Socket Socket, DestinationState Destination)? connected = null;
         try
         {
             connected = await ConnectAsync(connection, endpoint, port, startup).ConfigureAwait(false);
@@ -121,7 +114,7 @@ internal sealed partial class TcpConnectionHandler
             RemoteEndPointOf(backend.Socket));
         try
         {
-            session.AddBytesIn(startup.Length + backend.SentWhileHeld);
+            session.AddBytesIn(startup.Length);
             await PassReplyAsync(connection, startup, session).ConfigureAwait(false);
             // The pooled buffer goes back before forwarding: a long session holds none.
             startup.Dispose();
@@ -138,7 +131,7 @@ internal sealed partial class TcpConnectionHandler
             }
 
             Log.SessionStarted(_logger, session.Id, endpoint.ClusterId, member, connection.RemoteEndPoint, session.Backend);
-            await TcpForwarder.ForwardAsync(connection, backend.Socket, session).ConfigureAwait(false);
+            await TcpForwarder.ForwardAsync(connection.Socket, backend.Socket, session).ConfigureAwait(false);
         }
         finally
         {
@@ -151,7 +144,7 @@ internal sealed partial class TcpConnectionHandler
     }
 
     /// <summary>Gives the client the backend's first reply, which was held back until it was known to be no rejection.</summary>
-    private static async Task PassReplyAsync(ConnectionContext connection, PostgresStartup startup, TcpSession session)
+    private static async Task PassReplyAsync(TcpSocketConnection connection, PostgresStartup startup, TcpSession session)
     {
         if (startup.Reply.IsEmpty)
         {
@@ -159,23 +152,14 @@ internal sealed partial class TcpConnectionHandler
         }
         try
         {
-            if (connection is TcpSocketConnection raw)
+            var remaining = startup.Reply;
+            while (!remaining.IsEmpty)
             {
-                // Straight to the socket, so the session stays off pipes (see HandleAsync).
-                var remaining = startup.Reply;
-                while (!remaining.IsEmpty)
-                {
-                    remaining = remaining[await raw.Socket.SendAsync(remaining, SocketFlags.None, session.Closing).ConfigureAwait(false)..];
-                }
-            }
-            else if ((await connection.Transport.Output.WriteAsync(startup.Reply, session.Closing).ConfigureAwait(false)).IsCompleted)
-            {
-                session.Close(TcpForwarder.ReasonClientClosed);
-                return;
+                remaining = remaining[await connection.Socket.SendAsync(remaining, SocketFlags.None, session.Closing).ConfigureAwait(false)..];
             }
             session.AddBytesOut(startup.Reply.Length);
         }
-        catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException or SocketException)
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
         {
             session.Close(TcpForwarder.ReasonClientFailed);
         }
@@ -208,8 +192,8 @@ internal sealed partial class TcpConnectionHandler
     /// connect), the session is held: it waits for the port's destinations to change, up to leader_wait_timeout,
     /// while the cluster is polled fast; max_waiting bounds how many wait.
     /// </summary>
-    /// <returns>The backend, its destination and the bytes of the client already sent to it (while it was held).</returns>
-    private async Task<(Socket Socket, DestinationState Destination, long SentWhileHeld)?> ConnectAsync(ConnectionContext connection,
+    /// <returns>The backend and its destination.</returns>
+    private async Task<(Socket Socket, DestinationState Destination)?> ConnectAsync(TcpSocketConnection connection,
         TcpPortEndpoint endpoint, PortOptions port, PostgresStartup startup)
     {
         List<string>? failed = null;
@@ -262,7 +246,7 @@ internal sealed partial class TcpConnectionHandler
                         Log.NoBackend(_logger, endpoint.ClusterId, connection.RemoteEndPoint, reason);
                         return null;
                     }
-                    held = HeldSession.TryStart(_held, endpoint.ClusterId, port.MaxWaiting, connection.Transport.Input,
+                    held = HeldSession.TryStart(_held, endpoint.ClusterId, port.MaxWaiting, connection.Socket,
                         connection.ConnectionClosed, _time, port.LeaderWaitPeriod);
                     if (held is null)
                     {
@@ -309,16 +293,15 @@ internal sealed partial class TcpConnectionHandler
         }
     }
 
-    /// <summary>A connected backend: a session that was held first sends what it buffered and gives its slot back.</summary>
-    private async Task<(Socket Socket, DestinationState Destination, long SentWhileHeld)?> HandOverAsync(ConnectionContext connection,
+    /// <summary>A connected backend: a session that was held first gives its slot back.</summary>
+    private async Task<(Socket Socket, DestinationState Destination)?> HandOverAsync(TcpSocketConnection connection,
         TcpPortEndpoint endpoint, Socket socket, (DestinationState Destination, SessionCounter Counter) pick, HeldSession? held)
     {
         if (held is null)
         {
-            return (socket, pick.Destination, 0);
+            return (socket, pick.Destination);
         }
-        var sent = await held.HandOverAsync(socket, connection.ConnectionClosed).ConfigureAwait(false);
-        if (sent < 0)
+        if (!await held.HandOverAsync().ConfigureAwait(false))
         {
             // The client left while it was held; the backend it waited for is not needed.
             socket.Dispose();
@@ -329,7 +312,7 @@ internal sealed partial class TcpConnectionHandler
         Log.HeldSessionForwarded(_logger, endpoint.ClusterId, connection.RemoteEndPoint,
             (_time.GetUtcNow() - held.Started).TotalMilliseconds);
         _metrics.SessionHoldEnded(endpoint.ClusterName, endpoint.PortName, _time.GetUtcNow() - held.Started, "forwarded");
-        return (socket, pick.Destination, sent);
+        return (socket, pick.Destination);
     }
 
     /// <summary>
@@ -338,7 +321,7 @@ internal sealed partial class TcpConnectionHandler
     /// poll requested (a member shutting down or starting up is changing role), and the caller tries the next member.
     /// </summary>
     /// <returns>Null when the session may go on; else why not (empty when the client left).</returns>
-    private async Task<string?> TryStartAsync(ConnectionContext connection, TcpPortEndpoint endpoint, ClusterState cluster,
+    private async Task<string?> TryStartAsync(TcpSocketConnection connection, TcpPortEndpoint endpoint, ClusterState cluster,
         (DestinationState Destination, SessionCounter Counter) pick, Socket socket, PostgresStartup startup)
     {
         string? rejection;
@@ -370,7 +353,7 @@ internal sealed partial class TcpConnectionHandler
 
     /// <summary>One connect attempt to a picked destination; its counter is given back unless it succeeds.</summary>
     /// <returns>The socket; or why it failed (the member is then marked unhealthy for a while); or neither when the client left.</returns>
-    private async Task<(Socket? Socket, string? Failure)> TryConnectAsync(ConnectionContext connection, TcpPortEndpoint endpoint,
+    private async Task<(Socket? Socket, string? Failure)> TryConnectAsync(TcpSocketConnection connection, TcpPortEndpoint endpoint,
         PortOptions port, ClusterState cluster, (DestinationState Destination, SessionCounter Counter) pick)
     {
         var destination = pick.Destination;

@@ -1,16 +1,13 @@
 using System.Buffers;
-using System.IO.Pipelines;
 using System.Net.Sockets;
-using Microsoft.AspNetCore.Connections;
 
 namespace PatroniYarp.Tcp;
 
 /// <summary>
-/// Copies bytes between a client connection and a backend socket, one copy per direction. On the TCP ports' own
-/// transport (<see cref="TcpSocketConnection"/>) it copies socket to socket: each direction waits for data with a
-/// zero-byte receive, rents a buffer only while data flows and returns it once the socket is drained, so an idle
-/// session holds no buffer and a busy one crosses the proxy with one copy and no thread-pool hop. Any other connection
-/// is copied through its Kestrel pipes. A FIN is passed on; a failure in one direction closes the session.
+/// Copies bytes between a client's socket and a backend's, one copy per direction: each direction waits for data with
+/// a zero-byte receive, rents a buffer only while data flows and returns it once the socket is drained, so an idle
+/// session holds no buffer and a busy one crosses the proxy with one copy and no thread-pool hop. A FIN is passed on;
+/// a failure in one direction closes the session.
 /// </summary>
 internal static class TcpForwarder
 {
@@ -22,26 +19,11 @@ internal static class TcpForwarder
     /// <summary>HAProxy's default bufsize is 16 KiB; a bigger buffer halves the system calls of a bulk COPY.</summary>
     internal const int BufferSize = 64 * 1024;
 
-    /// <summary>Runs until both directions have ended; never throws. The caller disposes the backend socket.</summary>
-    public static Task ForwardAsync(ConnectionContext client, Socket backend, TcpSession session) =>
-        client is TcpSocketConnection raw && raw.TryTakeSocket(out var socket)
-            ? ForwardAsync(socket, backend, session)
-            : ForwardAsync(client.Transport, backend, session);
-
-    /// <summary>Socket to socket; the caller disposes both sockets.</summary>
+    /// <summary>Runs until both directions have ended; never throws. The caller disposes both sockets.</summary>
     public static async Task ForwardAsync(Socket client, Socket backend, TcpSession session)
     {
         var toBackend = CopyAsync(client, backend, session, toBackend: true);
         var toClient = CopyAsync(backend, client, session, toBackend: false);
-        await toBackend.ConfigureAwait(false);
-        await toClient.ConfigureAwait(false);
-    }
-
-    /// <summary>Through Kestrel's pipes (a connection from another transport).</summary>
-    public static async Task ForwardAsync(IDuplexPipe client, Socket backend, TcpSession session)
-    {
-        var toBackend = ClientToBackendAsync(client.Input, backend, session);
-        var toClient = BackendToClientAsync(backend, client.Output, session);
         await toBackend.ConfigureAwait(false);
         await toClient.ConfigureAwait(false);
     }
@@ -111,107 +93,5 @@ internal static class TcpForwarder
                 ArrayPool<byte>.Shared.Return(buffer);
             }
         }
-    }
-
-    private static async Task ClientToBackendAsync(PipeReader input, Socket backend, TcpSession session)
-    {
-        var closing = session.Closing;
-        try
-        {
-            while (true)
-            {
-                var result = await input.ReadAsync(closing).ConfigureAwait(false);
-                var buffer = result.Buffer;
-                if (!buffer.IsEmpty)
-                {
-                    foreach (var segment in buffer)
-                    {
-                        var remaining = segment;
-                        while (!remaining.IsEmpty)
-                        {
-                            var sent = await backend.SendAsync(remaining, SocketFlags.None, closing).ConfigureAwait(false);
-                            remaining = remaining[sent..];
-                        }
-                    }
-                    session.AddBytesIn(buffer.Length);
-                }
-                input.AdvanceTo(buffer.End);
-
-                if (result.IsCompleted)
-                {
-                    session.NoteEnd(ReasonClientClosed);
-                    backend.Shutdown(SocketShutdown.Send);
-                    return;
-                }
-            }
-        }
-        catch (Exception ex)
-        {
-            OnPipeCopyFailed(ex, session, closing);
-        }
-        finally
-        {
-            await input.CompleteAsync().ConfigureAwait(false);
-        }
-    }
-
-    private static async Task BackendToClientAsync(Socket backend, PipeWriter output, TcpSession session)
-    {
-        var closing = session.Closing;
-        try
-        {
-            var drained = true;
-            while (true)
-            {
-                if (drained)
-                {
-                    // Wait for data without holding a buffer: idle sessions cost no memory.
-                    await backend.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, closing).ConfigureAwait(false);
-                }
-
-                var memory = output.GetMemory();
-                var received = await backend.ReceiveAsync(memory, SocketFlags.None, closing).ConfigureAwait(false);
-                if (received == 0)
-                {
-                    session.NoteEnd(ReasonBackendClosed);
-                    return;
-                }
-                output.Advance(received);
-                session.AddBytesOut(received);
-
-                // A full buffer means more is probably waiting: skip the zero-byte wait on a busy stream.
-                drained = received < memory.Length;
-
-                var flush = await output.FlushAsync(closing).ConfigureAwait(false);
-                if (flush.IsCompleted)
-                {
-                    // Kestrel stopped sending to the client: the client is gone.
-                    session.Close(ReasonClientClosed);
-                    return;
-                }
-            }
-        }
-        catch (Exception ex)
-        {
-            OnPipeCopyFailed(ex, session, closing);
-        }
-        finally
-        {
-            // Completing Kestrel's output sends the FIN to the client (Kestrel closes its socket both ways then).
-            await output.CompleteAsync().ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>
-    /// How a pipe-side copy ended abnormally: a cancellation by the proxy (or by the other direction's failure) is no
-    /// failure; a socket error is the backend's; anything else comes from Kestrel's pipes, i.e. a reset or aborted client.
-    /// </summary>
-    private static void OnPipeCopyFailed(Exception ex, TcpSession session, CancellationToken closing)
-    {
-        if (ex is OperationCanceledException && closing.IsCancellationRequested)
-        {
-            return;
-        }
-        session.Close(ex is SocketException or ObjectDisposedException ? ReasonBackendFailed : ReasonClientFailed);
     }
 }

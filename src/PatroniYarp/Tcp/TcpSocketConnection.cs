@@ -8,15 +8,14 @@ namespace PatroniYarp.Tcp;
 
 /// <summary>
 /// A client connection accepted by <see cref="TcpSocketListenerFactory"/>. Unlike Kestrel's socket transport nothing
-/// reads the socket in the background: the forwarder takes it (<see cref="TryTakeSocket"/>) and copies socket to
-/// socket, so a byte crosses the proxy without a pipe, a thread-pool hop or a second copy. Middleware that asks for
-/// <see cref="Transport"/> first gets ordinary pipes over the socket instead, and the socket is no longer handed out.
+/// reads the socket in the background: the handler reads the startup from it and the forwarder copies it socket to
+/// socket, so a byte crosses the proxy without a pipe, a thread-pool hop or a second copy.
 /// </summary>
 internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocketFeature
 {
+    private const string NoPipes = "A TCP port's connection is copied socket to socket; it has no pipes.";
+
     private readonly CancellationTokenSource _closed = new();
-    private IDuplexPipe? _transport;
-    private bool _taken;
 
     public TcpSocketConnection(Socket socket, string connectionId)
     {
@@ -40,34 +39,11 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
         set;
     }
 
+    /// <summary>There are no pipes: the session is copied socket to socket (see <see cref="TcpForwarder"/>).</summary>
     public override IDuplexPipe Transport
     {
-        get
-        {
-            if (_transport is null)
-            {
-                if (_taken)
-                {
-                    throw new InvalidOperationException("The connection's socket is copied directly; it has no pipes.");
-                }
-                var stream = new NetworkStream(Socket, ownsSocket: false);
-                _transport = new StreamPipe(PipeReader.Create(stream), PipeWriter.Create(stream));
-            }
-            return _transport;
-        }
-        set => _transport = value;
-    }
-
-    /// <summary>Hands the socket to a caller that copies it directly; false once pipes were made over it.</summary>
-    public bool TryTakeSocket(out Socket socket)
-    {
-        socket = Socket;
-        if (_transport is not null)
-        {
-            return false;
-        }
-        _taken = true;
-        return true;
+        get => throw new NotSupportedException(NoPipes);
+        set => throw new NotSupportedException(NoPipes);
     }
 
     /// <summary>Kestrel aborts connections still open when it stops: closing the socket ends the copy that uses it.</summary>
@@ -77,16 +53,12 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
         Cancel();
     }
 
-    public override async ValueTask DisposeAsync()
+    public override ValueTask DisposeAsync()
     {
-        if (_transport is { } transport)
-        {
-            await transport.Input.CompleteAsync().ConfigureAwait(false);
-            await transport.Output.CompleteAsync().ConfigureAwait(false);
-        }
         Socket.Dispose();
         Cancel();
         _closed.Dispose();
+        return ValueTask.CompletedTask;
     }
 
     private void Cancel()
@@ -99,12 +71,5 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
         {
             // Aborted after it was disposed: nothing is left to tell.
         }
-    }
-
-    private sealed class StreamPipe(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input { get; } = input;
-
-        public PipeWriter Output { get; } = output;
     }
 }

@@ -49,6 +49,26 @@ public partial class TcpProxyEndToEndTests
     }
 
     [Fact]
+    public async Task Held_ClientSendsMoreWhileHeld_BytesReachTheMemberAfterTheStartup()
+    {
+        _portTemplate = _portTemplate with { LeaderWaitTimeout = 60 };
+        var master = TcpTestSupport.FreePort();
+        await StartAsync(Options(("master", master)), [Cluster("master")]);
+        await using var session = await ConnectAsync(master);
+        await TcpTestSupport.PollUntilAsync(() => Held.Waiting(MasterId) == 1, "the session is held");
+
+        // A pipelining client: its bytes wait in the socket, and it is still held (not taken for gone).
+        await session.WriteAsync("early"u8.ToArray());
+        _yarp.Update([], [Cluster("master", ("node1", _echo.Port))]);
+
+        var echoed = new byte[StartupMessage.Length + 5];
+        await session.ReadExactlyAsync(echoed).AsTask().WaitAsync(TcpTestSupport.Timeout);
+        Assert.Equal([.. StartupMessage, .. "early"u8.ToArray()], echoed);
+        session.StartupEchoed = true;
+        await AssertEchoesAsync(session, "after");
+    }
+
+    [Fact]
     public async Task Held_NoDestinationWithinLeaderWaitTimeout_Closed()
     {
         _portTemplate = _portTemplate with { LeaderWaitTimeout = 0.2 };
