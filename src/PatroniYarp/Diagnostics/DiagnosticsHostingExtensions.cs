@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
+using PatroniYarp.Admin;
 using PatroniYarp.Configuration;
 using PatroniYarp.Patroni;
 
@@ -50,7 +51,9 @@ internal static class DiagnosticsHostingExtensions
     public static WebApplication MapDiagnostics(this WebApplication app)
     {
         app.UseAdminListenerOnly();
-        app.MapPrometheusScrapingEndpoint("/metrics").RequireAdminListener();
+        // Metrics name members, ports and clients' load: behind admin_token like the admin API (Prometheus sends it as
+        // `authorization: {credentials: ...}`). /healthz stays open for probes, which then learn only ready or not.
+        app.MapPrometheusScrapingEndpoint("/metrics").RequireAdminListener().WithMetadata(AdminEndpointMetadata.Instance);
         // Process health on every HTTP listener: the patroniglue frontend may run without an admin listener.
         app.MapHealthChecks("/healthz", new HealthCheckOptions { ResponseWriter = WriteHealthJsonAsync });
         app.MapHealthChecks("/healthz/live", new HealthCheckOptions
@@ -86,7 +89,10 @@ internal static class DiagnosticsHostingExtensions
         connection.LocalIpAddress is null
         || ListenAddress.TryParse(options.EffectiveListenAddress, out var admin) && admin.Port == connection.LocalPort;
 
-    /// <summary>{"status": "Degraded", "checks": {"clusters": {"status", "description", "data": {cluster: why}}}}.</summary>
+    /// <summary>
+    /// {"status": "Degraded", "checks": {"clusters": {"status", "description", "data": {cluster: why}}}}. With
+    /// admin_token set, a request without it (a probe) gets the status only: the checks name clusters and hosts.
+    /// </summary>
     private static async Task WriteHealthJsonAsync(HttpContext context, HealthReport report)
     {
         context.Response.ContentType = "application/json; charset=utf-8";
@@ -94,6 +100,12 @@ internal static class DiagnosticsHostingExtensions
         await using var json = new Utf8JsonWriter(context.Response.Body, new JsonWriterOptions { Indented = true });
         json.WriteStartObject();
         json.WriteString("status", report.Status.ToString());
+        var token = context.RequestServices.GetRequiredService<IOptionsMonitor<ProxyOptions>>().CurrentValue.AdminToken;
+        if (token is { Length: > 0 } && !AdminTokenMiddleware.IsAuthorized(context.Request.Headers.Authorization.ToString(), token))
+        {
+            json.WriteEndObject();
+            return;
+        }
         json.WriteNumber("duration_ms", Math.Round(report.TotalDuration.TotalMilliseconds, 3));
         json.WriteStartObject("checks");
         foreach (var (name, entry) in report.Entries)

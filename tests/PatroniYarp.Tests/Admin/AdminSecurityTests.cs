@@ -175,6 +175,23 @@ public sealed class AdminSecurityTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task Token_Set_MetricsNeedIt_HealthzAnswersProbesWithTheStatusOnly()
+    {
+        var admin = Start(token: Token);
+
+        using var none = await admin.Client.GetAsync("/metrics");
+        Assert.Equal(HttpStatusCode.Unauthorized, none.StatusCode);
+        using var right = await SendAsync(admin, "/metrics", new AuthenticationHeaderValue("Bearer", Token));
+        Assert.Equal(HttpStatusCode.OK, right.StatusCode);
+        // Probes (Docker HEALTHCHECK, kubelet) carry no token and learn only ready or not; the token shows the checks.
+        using var probe = await admin.Client.GetAsync("/healthz/live");
+        Assert.Equal(HttpStatusCode.OK, probe.StatusCode);
+        Assert.DoesNotContain("checks", await probe.Content.ReadAsStringAsync());
+        using var detailed = await SendAsync(admin, "/healthz/live", new AuthenticationHeaderValue("Bearer", Token));
+        Assert.Contains("\"configuration\"", await detailed.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task Token_Set_UnauthenticatedFloodDoesNotUseUpUpdateClustersPermits()
     {
         var admin = Start(token: Token);
