@@ -94,22 +94,23 @@ internal sealed class Mutator(IReadOnlyList<byte[]> samples, IReadOnlyList<strin
     private static string Repeat(string text, int count) => new StringBuilder(text.Length * count).Insert(0, text, count).ToString();
 
     /// <summary>
-    /// Runs <paramref name="cases"/> cases of <paramref name="check"/> (which must not throw) on one thread and fails,
+    /// Runs <paramref name="cases"/> cases of <paramref name="check"/> (which must not throw) on every core and fails,
     /// naming the seed to replay, when a case throws, takes longer than <paramref name="perCase"/>, or never returns.
     /// PATRONIYARP_FUZZ_SEED fixes the run's seed; otherwise every run explores new cases.
     /// </summary>
     public static async Task RunAsync(int cases, TimeSpan perCase, Func<int, Action> check)
     {
         var runSeed = int.TryParse(Environment.GetEnvironmentVariable("PATRONIYARP_FUZZ_SEED"), out var fixedSeed) ? fixedSeed : Random.Shared.Next();
-        var current = -1;
+        var current = new int[Environment.ProcessorCount];
         string? failure = null;
-        var worker = Task.Factory.StartNew(() =>
+        // One worker per core, each taking every n-th case: a case's seed does not depend on which worker ran it.
+        var workers = Enumerable.Range(0, Environment.ProcessorCount).Select(first => Task.Factory.StartNew(() =>
         {
             var watch = new Stopwatch();
-            for (var i = 0; i < cases && failure is null; i++)
+            for (var i = first; i < cases && Volatile.Read(ref failure) is null; i += Environment.ProcessorCount)
             {
                 var caseSeed = HashCode.Combine(runSeed, i);
-                Volatile.Write(ref current, caseSeed);
+                Volatile.Write(ref current[first], caseSeed);
                 var run = check(caseSeed);
                 watch.Restart();
                 try
@@ -118,18 +119,19 @@ internal sealed class Mutator(IReadOnlyList<byte[]> samples, IReadOnlyList<strin
                 }
                 catch (Exception ex)
                 {
-                    failure = $"case seed {caseSeed} (run seed {runSeed}, case {i}) threw {ex}";
+                    Interlocked.CompareExchange(ref failure, $"case seed {caseSeed} (run seed {runSeed}, case {i}) threw {ex}", null);
                 }
                 if (watch.Elapsed > perCase)
                 {
-                    failure ??= $"case seed {caseSeed} (run seed {runSeed}, case {i}) took {watch.Elapsed.TotalMilliseconds:0} ms";
+                    Interlocked.CompareExchange(ref failure, $"case seed {caseSeed} (run seed {runSeed}, case {i}) took {watch.Elapsed.TotalMilliseconds:0} ms", null);
                 }
             }
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
+        var worker = Task.WhenAll(workers);
 
         // Generous: the run takes seconds; only a case that never returns gets here.
         var finished = await Task.WhenAny(worker, Task.Delay(TimeSpan.FromMinutes(2)));
-        Assert.True(finished == worker, $"a case never returned: case seed {Volatile.Read(ref current)} (run seed {runSeed})");
+        Assert.True(finished == worker, $"a case never returned: one of case seeds {string.Join(", ", current)} (run seed {runSeed})");
         await worker;
         Assert.True(failure is null, $"{failure}\nreplay the run with PATRONIYARP_FUZZ_SEED={runSeed}");
     }
