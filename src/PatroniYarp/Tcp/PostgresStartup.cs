@@ -38,6 +38,13 @@ internal sealed class PostgresStartup : IDisposable
     /// <summary>Room for the backend's first reply (a trust login's whole answer is about 450 bytes).</summary>
     internal const int ReplyCapacity = 2048;
 
+    /// <summary>
+    /// The first buffer of a read from the socket: a real StartupMessage and the reply fit in it; a longer message moves
+    /// to a bigger one. Sessions that connect in a burst each hold theirs through the connect, past what the pool keeps,
+    /// so every one of them is new garbage: 4 KiB, not the 16 KiB that <see cref="MaxMessageLength"/> rents.
+    /// </summary>
+    internal const int InitialBufferLength = 4096;
+
     private const int HeaderLength = 8;
     private const int CancelRequestCode = 80877102;
     private const int SslRequestCode = 80877103;
@@ -133,22 +140,31 @@ internal sealed class PostgresStartup : IDisposable
         CancellationTokenSource? timeout = null;
         try
         {
-            // Wait for the first bytes without a buffer: a connection that has said nothing yet costs no 12 KiB.
+            // Wait for the first bytes without a buffer: a connection that has said nothing yet costs none.
             if (client.Available == 0)
             {
                 timeout = new CancellationTokenSource(ReadTimeout, time);
                 await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, timeout.Token).ConfigureAwait(false);
             }
-            buffer = ArrayPool<byte>.Shared.Rent(MaxMessageLength + ReplyCapacity);
+            buffer = ArrayPool<byte>.Shared.Rent(InitialBufferLength);
             while (true)
             {
+                var room = Math.Min(buffer.Length - ReplyCapacity, MaxMessageLength);
+                if (filled == room && room < MaxMessageLength)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(MaxMessageLength + ReplyCapacity);
+                    buffer.AsSpan(0, filled).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                    room = MaxMessageLength;
+                }
                 // Usually the message is already there: no timer is needed then.
                 if (client.Available == 0)
                 {
                     timeout ??= new CancellationTokenSource(ReadTimeout, time);
                 }
                 var received = await client.ReceiveAsync(
-                    buffer.AsMemory(filled, MaxMessageLength - filled), SocketFlags.None, timeout?.Token ?? default).ConfigureAwait(false);
+                    buffer.AsMemory(filled, room - filled), SocketFlags.None, timeout?.Token ?? default).ConfigureAwait(false);
                 if (received == 0)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
@@ -204,11 +220,7 @@ internal sealed class PostgresStartup : IDisposable
         _replyLength = 0;
         try
         {
-            var remaining = buffer.AsMemory(0, Length);
-            while (!remaining.IsEmpty)
-            {
-                remaining = remaining[await backend.SendAsync(remaining, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
-            }
+            await TcpForwarder.SendAsync(backend, buffer.AsMemory(0, Length), cancellationToken).ConfigureAwait(false);
             if (Kind != FirstMessageKind.Startup)
             {
                 return null;

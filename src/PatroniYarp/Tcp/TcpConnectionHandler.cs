@@ -159,14 +159,10 @@ internal sealed partial class TcpConnectionHandler
         }
         try
         {
-            if (connection is TcpSocketConnection raw)
+            if (connection is TcpSocketConnection raw && raw.TryTakeSocket(out var socket))
             {
                 // Straight to the socket, so the session stays off pipes (see HandleAsync).
-                var remaining = startup.Reply;
-                while (!remaining.IsEmpty)
-                {
-                    remaining = remaining[await raw.Socket.SendAsync(remaining, SocketFlags.None, session.Closing).ConfigureAwait(false)..];
-                }
+                await TcpForwarder.SendAsync(socket, startup.Reply, session.Closing).ConfigureAwait(false);
             }
             else if ((await connection.Transport.Output.WriteAsync(startup.Reply, session.Closing).ConfigureAwait(false)).IsCompleted)
             {
@@ -385,6 +381,8 @@ internal sealed partial class TcpConnectionHandler
             ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
             : new Socket(SocketType.Stream, ProtocolType.Tcp);
         socket.NoDelay = true;
+        // The forwarder sends without waiting while the kernel takes the bytes (TcpForwarder.SendAsync).
+        socket.Blocking = false;
         var context = ResilienceContextPool.Shared.Get(connection.ConnectionClosed);
         context.Properties.Set(ConnectTimeoutKey, TimeSpan.FromSeconds(port.ConnectTimeout));
         try

@@ -31,8 +31,6 @@ internal static class TcpForwarder
     /// <summary>Socket to socket; the caller disposes both sockets.</summary>
     public static async Task ForwardAsync(Socket client, Socket backend, TcpSession session)
     {
-        await ForgetLastSendAsync(client).ConfigureAwait(false);
-        await ForgetLastSendAsync(backend).ConfigureAwait(false);
         var toBackend = CopyAsync(client, backend, session, toBackend: true);
         var toClient = CopyAsync(backend, client, session, toBackend: false);
         await toBackend.ConfigureAwait(false);
@@ -49,20 +47,42 @@ internal static class TcpForwarder
     }
 
     /// <summary>
-    /// A socket keeps its last send's buffer referenced (in its cached event args) until the next send. Before an idle
-    /// session waits, that is the startup's pooled buffer (16 KiB), which the pool drops when a burst of sessions
-    /// returns more than it keeps: each idle session then kept one alive (P5: 8 KiB per session). An empty send sends
-    /// nothing, completes at once and leaves the cached args pointing at no buffer.
+    /// Sends all of <paramref name="data"/>. On a non-blocking socket (the TCP ports' own sockets, see
+    /// <see cref="TcpSocketConnection.TryTakeSocket"/>) it sends straight away while the kernel takes the bytes, which is
+    /// nearly always: no async machinery, and no event args are made that would keep pointing at the (pooled) buffer
+    /// after the send — a socket's cached args hold its last buffer until the next operation, so every idle session
+    /// kept a dropped 16 KiB startup buffer alive after a burst (P5). Only a full send buffer waits asynchronously;
+    /// then an empty send makes the cached args let go of the buffer again.
     /// </summary>
-    private static async ValueTask ForgetLastSendAsync(Socket socket)
+    internal static async ValueTask SendAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        try
+        var waited = false;
+        while (!data.IsEmpty)
         {
-            await socket.SendAsync(ReadOnlyMemory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+            int sent;
+            if (socket.Blocking)
+            {
+                sent = await socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                waited = true;
+            }
+            else
+            {
+                sent = socket.Send(data.Span, SocketFlags.None, out var error);
+                if (error == SocketError.WouldBlock)
+                {
+                    sent = await socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                    waited = true;
+                }
+                else if (error != SocketError.Success)
+                {
+                    throw new SocketException((int)error);
+                }
+            }
+            data = data[sent..];
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        if (waited)
         {
-            // Closed already: the copy below sees it and says which side failed.
+            await socket.SendAsync(ReadOnlyMemory<byte>.Empty, SocketFlags.None, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -93,12 +113,7 @@ internal static class TcpForwarder
                 }
 
                 receiving = false;
-                var remaining = buffer.AsMemory(0, received);
-                while (!remaining.IsEmpty)
-                {
-                    var sent = await to.SendAsync(remaining, SocketFlags.None, closing).ConfigureAwait(false);
-                    remaining = remaining[sent..];
-                }
+                await SendAsync(to, buffer.AsMemory(0, received), closing).ConfigureAwait(false);
                 if (toBackend)
                 {
                     session.AddBytesIn(received);

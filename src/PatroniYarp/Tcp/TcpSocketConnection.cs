@@ -66,7 +66,17 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
         {
             return false;
         }
+        // No pipes (no NetworkStream, which needs a blocking socket) from now on: the forwarder sends without waiting
+        // while the kernel takes the bytes (TcpForwarder.SendAsync).
         _taken = true;
+        try
+        {
+            Socket.Blocking = false;
+        }
+        catch (ObjectDisposedException)
+        {
+            // Aborted: the copy fails on the closed socket at once.
+        }
         return true;
     }
 
