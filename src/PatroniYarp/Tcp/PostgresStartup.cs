@@ -19,13 +19,16 @@ internal enum FirstMessageKind
 }
 
 /// <summary>
-/// A session's first PostgreSQL message, taken off the client's socket (or Kestrel's input pipe) into one pooled buffer that also receives the
-/// backend's first reply, so a session can be replayed on another member when the first one turns it away unseen.
+/// A session's first PostgreSQL message, taken off the client's socket (or Kestrel's input pipe) and kept, with the
+/// backend's first reply in a pooled buffer, so a session can be replayed on another member when the first one turns it
+/// away unseen.
 /// Only a plaintext StartupMessage is replayed: when the backend closes or resets before answering, or answers 57P03
 /// (cannot_connect_now: shutting down, starting up), 57P01 or 57P02, the client never sees it and the handler tries
 /// the next member. TLS (SSLRequest, GSSENCRequest, direct TLS) is end to end — the proxy never opens it, so a
 /// rejection inside TLS reaches the client as it would without a proxy. A CancelRequest is passed on as it is.
-/// The buffer is given back (<see cref="Dispose"/>) before the session starts forwarding.
+/// The reply buffer is given back (<see cref="Dispose"/>) before the session starts forwarding. The message itself is
+/// kept in an array of its own size, not a pooled buffer: a session holds it through the connect, and sessions that
+/// connect in a burst hold more buffers than the pool keeps, each of which would be new garbage of the pool's size (P5).
 /// </summary>
 internal sealed class PostgresStartup : IDisposable
 {
@@ -38,12 +41,8 @@ internal sealed class PostgresStartup : IDisposable
     /// <summary>Room for the backend's first reply (a trust login's whole answer is about 450 bytes).</summary>
     internal const int ReplyCapacity = 2048;
 
-    /// <summary>
-    /// The first buffer of a read from the socket: a real StartupMessage and the reply fit in it; a longer message moves
-    /// to a bigger one. Sessions that connect in a burst each hold theirs through the connect, past what the pool keeps,
-    /// so every one of them is new garbage: 4 KiB, not the 16 KiB that <see cref="MaxMessageLength"/> rents.
-    /// </summary>
-    internal const int InitialBufferLength = 4096;
+    /// <summary>The first buffer of a read from the socket: a real StartupMessage fits; a longer one moves to a bigger one.</summary>
+    internal const int InitialBufferLength = 1024;
 
     private const int HeaderLength = 8;
     private const int CancelRequestCode = 80877102;
@@ -52,25 +51,31 @@ internal sealed class PostgresStartup : IDisposable
     private const byte TlsHandshakeRecord = 0x16;
     private const byte ErrorResponse = (byte)'E';
 
-    private byte[]? _buffer;
+    private readonly byte[] _message;
+    private byte[]? _reply;
     private int _replyLength;
+    private int _disposed;
 
-    private PostgresStartup(FirstMessageKind kind, byte[] buffer, int length)
+    private PostgresStartup(FirstMessageKind kind, byte[] message)
     {
         Kind = kind;
-        _buffer = buffer;
-        Length = length;
+        _message = message;
     }
 
     public FirstMessageKind Kind { get; }
 
     /// <summary>Bytes of the client's first message.</summary>
-    public int Length { get; }
+    public int Length => _message.Length;
 
     /// <summary>The backend's first reply as received by the last <see cref="SendAsync"/> (empty unless a startup).</summary>
-    public ReadOnlyMemory<byte> Reply => Buffer.AsMemory(Length, _replyLength);
-
-    private byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(PostgresStartup));
+    public ReadOnlyMemory<byte> Reply
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            return _reply.AsMemory(0, _replyLength);
+        }
+    }
 
     /// <summary>
     /// Reads the client's first message, consuming exactly it from the pipe (what follows stays for the forwarder).
@@ -98,11 +103,10 @@ internal sealed class PostgresStartup : IDisposable
                 }
                 if (length > 0)
                 {
-                    var pooled = ArrayPool<byte>.Shared.Rent(length + (kind == FirstMessageKind.Startup ? ReplyCapacity : 0));
-                    buffer.Slice(0, length).CopyTo(pooled);
+                    var message = buffer.Slice(0, length).ToArray();
                     // Consumed and examined up to the message only: bytes after it are returned by the next read at once.
                     input.AdvanceTo(buffer.GetPosition(length));
-                    return (new PostgresStartup(kind, pooled, length), null);
+                    return (new PostgresStartup(kind, message), null);
                 }
                 if (result.IsCompleted)
                 {
@@ -149,10 +153,10 @@ internal sealed class PostgresStartup : IDisposable
             buffer = ArrayPool<byte>.Shared.Rent(InitialBufferLength);
             while (true)
             {
-                var room = Math.Min(buffer.Length - ReplyCapacity, MaxMessageLength);
+                var room = Math.Min(buffer.Length, MaxMessageLength);
                 if (filled == room && room < MaxMessageLength)
                 {
-                    var larger = ArrayPool<byte>.Shared.Rent(MaxMessageLength + ReplyCapacity);
+                    var larger = ArrayPool<byte>.Shared.Rent(MaxMessageLength);
                     buffer.AsSpan(0, filled).CopyTo(larger);
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = larger;
@@ -179,7 +183,9 @@ internal sealed class PostgresStartup : IDisposable
                 }
                 if (length > 0)
                 {
-                    return (new PostgresStartup(kind, buffer, filled), null);
+                    var startup = new PostgresStartup(kind, buffer.AsSpan(0, filled).ToArray());
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    return (startup, null);
                 }
             }
         }
@@ -216,16 +222,16 @@ internal sealed class PostgresStartup : IDisposable
     /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> fires (the client left).</exception>
     public async Task<string?> SendAsync(Socket backend, CancellationToken cancellationToken)
     {
-        var buffer = Buffer;
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         _replyLength = 0;
         try
         {
-            await TcpForwarder.SendAsync(backend, buffer.AsMemory(0, Length), cancellationToken).ConfigureAwait(false);
+            await TcpForwarder.SendAsync(backend, _message, cancellationToken).ConfigureAwait(false);
             if (Kind != FirstMessageKind.Startup)
             {
                 return null;
             }
-            var reply = buffer.AsMemory(Length, ReplyCapacity);
+            var reply = (_reply ??= ArrayPool<byte>.Shared.Rent(ReplyCapacity)).AsMemory(0, ReplyCapacity);
             while (true)
             {
                 var received = await backend.ReceiveAsync(reply[_replyLength..], SocketFlags.None, cancellationToken).ConfigureAwait(false);
@@ -251,9 +257,10 @@ internal sealed class PostgresStartup : IDisposable
 
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _buffer, null) is { } buffer)
+        // Let go of the buffer too: the session's state machine keeps this object, and the pool may drop the buffer.
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && Interlocked.Exchange(ref _reply, null) is { } reply)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(reply);
         }
     }
 

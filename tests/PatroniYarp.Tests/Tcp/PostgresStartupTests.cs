@@ -98,7 +98,7 @@ public class PostgresStartupSocketTests
 
     [Theory]
     [InlineData(200)]
-    [InlineData(PostgresStartup.InitialBufferLength - PostgresStartup.ReplyCapacity)]
+    [InlineData(PostgresStartup.InitialBufferLength)]
     [InlineData(PostgresStartup.InitialBufferLength + 100)]
     [InlineData(PostgresStartup.MaxMessageLength)]
     public async Task ReadAsync_StartupInTwoParts_WholeMessageAndItIsSentOnWhole(int length)
