@@ -41,6 +41,12 @@ internal sealed class PostgresStartup : IDisposable
     /// <summary>Room for the backend's first reply (a trust login's whole answer is about 450 bytes).</summary>
     internal const int ReplyCapacity = 2048;
 
+    /// <summary>
+    /// The reply's first buffer: an authentication request, and most of a trust login's answer, fit; what does not is
+    /// forwarded after it. Sessions connecting in a burst hold it past what the pool keeps: each is new garbage (P5).
+    /// </summary>
+    internal const int InitialReplyLength = 512;
+
     /// <summary>The first buffer of a read from the socket: a real StartupMessage fits; a longer one moves to a bigger one.</summary>
     internal const int InitialBufferLength = 1024;
 
@@ -51,7 +57,7 @@ internal sealed class PostgresStartup : IDisposable
     private const byte TlsHandshakeRecord = 0x16;
     private const byte ErrorResponse = (byte)'E';
 
-    private readonly byte[] _message;
+    private byte[]? _message;
     private byte[]? _reply;
     private int _replyLength;
     private int _disposed;
@@ -60,12 +66,13 @@ internal sealed class PostgresStartup : IDisposable
     {
         Kind = kind;
         _message = message;
+        Length = message.Length;
     }
 
     public FirstMessageKind Kind { get; }
 
     /// <summary>Bytes of the client's first message.</summary>
-    public int Length => _message.Length;
+    public int Length { get; }
 
     /// <summary>The backend's first reply as received by the last <see cref="SendAsync"/> (empty unless a startup).</summary>
     public ReadOnlyMemory<byte> Reply
@@ -226,14 +233,23 @@ internal sealed class PostgresStartup : IDisposable
         _replyLength = 0;
         try
         {
-            await TcpForwarder.SendAsync(backend, _message, cancellationToken).ConfigureAwait(false);
+            await TcpForwarder.SendAsync(backend, _message!, cancellationToken).ConfigureAwait(false);
             if (Kind != FirstMessageKind.Startup)
             {
                 return null;
             }
-            var reply = (_reply ??= ArrayPool<byte>.Shared.Rent(ReplyCapacity)).AsMemory(0, ReplyCapacity);
+            _reply ??= ArrayPool<byte>.Shared.Rent(InitialReplyLength);
             while (true)
             {
+                if (_replyLength == _reply.Length && _reply.Length < ReplyCapacity)
+                {
+                    // Only an ErrorResponse is read on (Inspect): it gets the whole room.
+                    var larger = ArrayPool<byte>.Shared.Rent(ReplyCapacity);
+                    _reply.AsSpan(0, _replyLength).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(_reply);
+                    _reply = larger;
+                }
+                var reply = _reply.AsMemory(0, Math.Min(_reply.Length, ReplyCapacity));
                 var received = await backend.ReceiveAsync(reply[_replyLength..], SocketFlags.None, cancellationToken).ConfigureAwait(false);
                 if (received == 0)
                 {
@@ -257,11 +273,13 @@ internal sealed class PostgresStartup : IDisposable
 
     public void Dispose()
     {
-        // Let go of the buffer too: the session's state machine keeps this object, and the pool may drop the buffer.
+        // Let go of the message and the buffer too: the session's state machine keeps this object for its whole life
+        // (and the pool may drop the buffer).
         if (Interlocked.Exchange(ref _disposed, 1) == 0 && Interlocked.Exchange(ref _reply, null) is { } reply)
         {
             ArrayPool<byte>.Shared.Return(reply);
         }
+        _message = null;
     }
 
     /// <summary>

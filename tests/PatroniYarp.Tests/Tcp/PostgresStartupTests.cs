@@ -135,4 +135,31 @@ public class PostgresStartupSocketTests
             }
         }
     }
+
+    [Fact]
+    public async Task SendAsync_RejectionLongerThanTheFirstReplyBuffer_ReadWholeAndRejected()
+    {
+        var message = StartupWithOption(100);
+        var (client, proxy) = await ConnectedPairAsync();
+        var (backendPeer, backend) = await ConnectedPairAsync();
+        using (client)
+        using (proxy)
+        using (backendPeer)
+        using (backend)
+        {
+            await client.SendAsync(message);
+            var (startup, _) = await PostgresStartup.ReadAsync(proxy, TimeProvider.System);
+            using (startup)
+            {
+                var error = TcpProxyEndToEndTests.FakePostgres.Error("57P03", new string('m', PostgresStartup.InitialReplyLength));
+                var send = startup!.SendAsync(backend, CancellationToken.None);
+                // In two parts, as a backend may send it: the proxy reads on past its first reply buffer.
+                await backendPeer.SendAsync(error.AsMemory(0, 300));
+                await backendPeer.SendAsync(error.AsMemory(300));
+
+                Assert.StartsWith("57P03 mmm", await send);
+                Assert.Equal(error, startup.Reply.ToArray());
+            }
+        }
+    }
 }
