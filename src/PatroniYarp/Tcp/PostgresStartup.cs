@@ -233,7 +233,7 @@ internal sealed class PostgresStartup : IDisposable
         _replyLength = 0;
         try
         {
-            await TcpForwarder.SendAsync(backend, _message!, cancellationToken).ConfigureAwait(false);
+            await TcpForwarder.SendMessageAsync(backend, _message!, cancellationToken).ConfigureAwait(false);
             if (Kind != FirstMessageKind.Startup)
             {
                 return null;

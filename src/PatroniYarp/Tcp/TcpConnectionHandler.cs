@@ -162,7 +162,7 @@ internal sealed partial class TcpConnectionHandler
             if (connection is TcpSocketConnection raw && raw.TryTakeSocket(out var socket))
             {
                 // Straight to the socket, so the session stays off pipes (see HandleAsync).
-                await TcpForwarder.SendAsync(socket, startup.Reply, session.Closing).ConfigureAwait(false);
+                await TcpForwarder.SendMessageAsync(socket, startup.Reply, session.Closing).ConfigureAwait(false);
             }
             else if ((await connection.Transport.Output.WriteAsync(startup.Reply, session.Closing).ConfigureAwait(false)).IsCompleted)
             {

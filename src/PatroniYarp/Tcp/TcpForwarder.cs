@@ -49,42 +49,52 @@ internal static class TcpForwarder
     }
 
     /// <summary>
-    /// Sends all of <paramref name="data"/>. On a non-blocking socket (the TCP ports' own sockets, see
-    /// <see cref="TcpSocketConnection.TryTakeSocket"/>) it sends straight away while the kernel takes the bytes, which is
-    /// nearly always: no async machinery, and no event args are made that would keep pointing at the (pooled) buffer
-    /// after the send — a socket's cached args hold its last buffer until the next operation, so every idle session
-    /// kept a dropped 16 KiB startup buffer alive after a burst (P5). Only a full send buffer waits asynchronously;
-    /// then an empty send makes the cached args let go of the buffer again.
+    /// Sends all of <paramref name="data"/>; true when the socket's send buffer was full and it waited. On a non-blocking
+    /// socket (the TCP ports' own sockets, see <see cref="TcpSocketConnection.TryTakeSocket"/>) it first sends straight
+    /// away, which nearly always takes all: no async machinery, and no event args that would keep pointing at the
+    /// (pooled) buffer after the send — a socket's cached args hold its last buffer until its next send, so every idle
+    /// session kept a dropped 16 KiB startup buffer alive after a burst (P5). After a wait, see
+    /// <see cref="ForgetBufferAsync"/>. <paramref name="tryFirst"/> false skips the first try (a congested stream).
     /// </summary>
-    internal static async ValueTask SendAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    internal static async ValueTask<bool> SendAsync(Socket socket, ReadOnlyMemory<byte> data, bool tryFirst,
+        CancellationToken cancellationToken)
     {
-        var waited = false;
+        if (tryFirst && !socket.Blocking)
+        {
+            var sent = socket.Send(data.Span, SocketFlags.None, out var error);
+            if (error == SocketError.Success)
+            {
+                data = data[sent..];
+                if (data.IsEmpty)
+                {
+                    return false;
+                }
+            }
+            else if (error != SocketError.WouldBlock)
+            {
+                throw new SocketException((int)error);
+            }
+        }
         while (!data.IsEmpty)
         {
-            int sent;
-            if (socket.Blocking)
-            {
-                sent = await socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-                waited = true;
-            }
-            else
-            {
-                sent = socket.Send(data.Span, SocketFlags.None, out var error);
-                if (error == SocketError.WouldBlock)
-                {
-                    sent = await socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-                    waited = true;
-                }
-                else if (error != SocketError.Success)
-                {
-                    throw new SocketException((int)error);
-                }
-            }
-            data = data[sent..];
+            data = data[await socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
         }
-        if (waited)
+        return true;
+    }
+
+    /// <summary>
+    /// After a send that waited, the socket's cached event args point at its buffer until the next send: an empty send
+    /// (nothing on the wire, done at once) makes them let go, so a session going idle keeps no buffer alive.
+    /// </summary>
+    internal static async ValueTask ForgetBufferAsync(Socket socket) =>
+        await socket.SendAsync(ReadOnlyMemory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+
+    /// <summary>A whole message (the startup, the backend's first reply): sent, and the buffer forgotten if it waited.</summary>
+    internal static async ValueTask SendMessageAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        if (await SendAsync(socket, data, tryFirst: true, cancellationToken).ConfigureAwait(false))
         {
-            await socket.SendAsync(ReadOnlyMemory<byte>.Empty, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            await ForgetBufferAsync(socket).ConfigureAwait(false);
         }
     }
 
@@ -98,6 +108,8 @@ internal static class TcpForwarder
     {
         byte[]? buffer = null;
         var receiving = true;
+        // The last send had to wait: send asynchronously right away until the stream goes idle.
+        var congested = false;
         try
         {
             while (true)
@@ -120,7 +132,7 @@ internal static class TcpForwarder
                 }
 
                 receiving = false;
-                await SendAsync(to, buffer.AsMemory(0, received), CancellationToken.None).ConfigureAwait(false);
+                congested = await SendAsync(to, buffer.AsMemory(0, received), !congested, CancellationToken.None).ConfigureAwait(false);
                 if (toBackend)
                 {
                     session.AddBytesIn(received);
@@ -133,6 +145,11 @@ internal static class TcpForwarder
                 // A full buffer means more is probably waiting: keep it and skip the zero-byte wait on a busy stream.
                 if (received < buffer.Length)
                 {
+                    if (congested)
+                    {
+                        await ForgetBufferAsync(to).ConfigureAwait(false);
+                        congested = false;
+                    }
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = null;
                 }
