@@ -130,10 +130,12 @@ internal sealed class HeldSession
         }
     }
 
-    /// <summary>Peeks one byte of a readable socket: none means the peer closed.</summary>
+    /// <summary>Peeks one byte of a readable socket: none means the peer closed; an error, that it failed.</summary>
     private static bool IsClosed(Socket socket)
     {
         Span<byte> one = stackalloc byte[1];
-        return socket.Receive(one, SocketFlags.Peek) == 0;
+        // The socket does not block (see TcpSocketConnection): a spurious wake-up is WouldBlock, the client still there.
+        var peeked = socket.Receive(one, SocketFlags.Peek, out var error);
+        return error == SocketError.Success ? peeked == 0 : error != SocketError.WouldBlock;
     }
 }

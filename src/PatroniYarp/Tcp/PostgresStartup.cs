@@ -18,13 +18,16 @@ internal enum FirstMessageKind
 }
 
 /// <summary>
-/// A session's first PostgreSQL message, taken off the client's socket into one pooled buffer that also receives the
-/// backend's first reply, so a session can be replayed on another member when the first one turns it away unseen.
+/// A session's first PostgreSQL message, taken off the client's socket and kept, with the
+/// backend's first reply in a pooled buffer, so a session can be replayed on another member when the first one turns it
+/// away unseen.
 /// Only a plaintext StartupMessage is replayed: when the backend closes or resets before answering, or answers 57P03
 /// (cannot_connect_now: shutting down, starting up), 57P01 or 57P02, the client never sees it and the handler tries
 /// the next member. TLS (SSLRequest, GSSENCRequest, direct TLS) is end to end — the proxy never opens it, so a
 /// rejection inside TLS reaches the client as it would without a proxy. A CancelRequest is passed on as it is.
-/// The buffer is given back (<see cref="Dispose"/>) before the session starts forwarding.
+/// The reply buffer is given back (<see cref="Dispose"/>) before the session starts forwarding. The message itself is
+/// kept in an array of its own size, not a pooled buffer: a session holds it through the connect, and sessions that
+/// connect in a burst hold more buffers than the pool keeps, each of which would be new garbage of the pool's size (P5).
 /// </summary>
 internal sealed class PostgresStartup : IDisposable
 {
@@ -37,6 +40,15 @@ internal sealed class PostgresStartup : IDisposable
     /// <summary>Room for the backend's first reply (a trust login's whole answer is about 450 bytes).</summary>
     internal const int ReplyCapacity = 2048;
 
+    /// <summary>
+    /// The reply's first buffer: an authentication request, and most of a trust login's answer, fit; what does not is
+    /// forwarded after it. Sessions connecting in a burst hold it past what the pool keeps: each is new garbage (P5).
+    /// </summary>
+    internal const int InitialReplyLength = 512;
+
+    /// <summary>The first buffer of a read from the socket: a real StartupMessage fits; a longer one moves to a bigger one.</summary>
+    internal const int InitialBufferLength = 1024;
+
     private const int HeaderLength = 8;
     private const int CancelRequestCode = 80877102;
     private const int SslRequestCode = 80877103;
@@ -44,14 +56,16 @@ internal sealed class PostgresStartup : IDisposable
     private const byte TlsHandshakeRecord = 0x16;
     private const byte ErrorResponse = (byte)'E';
 
-    private byte[]? _buffer;
+    private byte[]? _message;
+    private byte[]? _reply;
     private int _replyLength;
+    private int _disposed;
 
-    private PostgresStartup(FirstMessageKind kind, byte[] buffer, int length)
+    private PostgresStartup(FirstMessageKind kind, byte[] message)
     {
         Kind = kind;
-        _buffer = buffer;
-        Length = length;
+        _message = message;
+        Length = message.Length;
     }
 
     public FirstMessageKind Kind { get; }
@@ -60,12 +74,17 @@ internal sealed class PostgresStartup : IDisposable
     public int Length { get; }
 
     /// <summary>The backend's first reply as received by the last <see cref="SendAsync"/> (empty unless a startup).</summary>
-    public ReadOnlyMemory<byte> Reply => Buffer.AsMemory(Length, _replyLength);
-
-    private byte[] Buffer => _buffer ?? throw new ObjectDisposedException(nameof(PostgresStartup));
+    public ReadOnlyMemory<byte> Reply
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            return _reply.AsMemory(0, _replyLength);
+        }
+    }
 
     /// <summary>
-    /// Reads the client's first message straight from its socket into the pooled buffer itself. Whatever else arrived with the message is kept with it and
+    /// Reads the client's first message straight from its socket. Whatever else arrived with the message is kept with it and
     /// sent on first, so nothing is lost; a PostgreSQL client waits for the answer, so normally nothing does.
     /// </summary>
     /// <returns>The message; or null and why (null when the client just went away).</returns>
@@ -76,22 +95,31 @@ internal sealed class PostgresStartup : IDisposable
         CancellationTokenSource? timeout = null;
         try
         {
-            // Wait for the first bytes without a buffer: a connection that has said nothing yet costs no 12 KiB.
+            // Wait for the first bytes without a buffer: a connection that has said nothing yet costs none.
             if (client.Available == 0)
             {
                 timeout = new CancellationTokenSource(ReadTimeout, time);
                 await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, timeout.Token).ConfigureAwait(false);
             }
-            buffer = ArrayPool<byte>.Shared.Rent(MaxMessageLength + ReplyCapacity);
+            buffer = ArrayPool<byte>.Shared.Rent(InitialBufferLength);
             while (true)
             {
+                var room = Math.Min(buffer.Length, MaxMessageLength);
+                if (filled == room && room < MaxMessageLength)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(MaxMessageLength);
+                    buffer.AsSpan(0, filled).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                    room = MaxMessageLength;
+                }
                 // Usually the message is already there: no timer is needed then.
                 if (client.Available == 0)
                 {
                     timeout ??= new CancellationTokenSource(ReadTimeout, time);
                 }
                 var received = await client.ReceiveAsync(
-                    buffer.AsMemory(filled, MaxMessageLength - filled), SocketFlags.None, timeout?.Token ?? default).ConfigureAwait(false);
+                    buffer.AsMemory(filled, room - filled), SocketFlags.None, timeout?.Token ?? default).ConfigureAwait(false);
                 if (received == 0)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
@@ -106,7 +134,9 @@ internal sealed class PostgresStartup : IDisposable
                 }
                 if (length > 0)
                 {
-                    return (new PostgresStartup(kind, buffer, filled), null);
+                    var startup = new PostgresStartup(kind, buffer.AsSpan(0, filled).ToArray());
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    return (startup, null);
                 }
             }
         }
@@ -143,22 +173,27 @@ internal sealed class PostgresStartup : IDisposable
     /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> fires (the client left).</exception>
     public async Task<string?> SendAsync(Socket backend, CancellationToken cancellationToken)
     {
-        var buffer = Buffer;
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         _replyLength = 0;
         try
         {
-            var remaining = buffer.AsMemory(0, Length);
-            while (!remaining.IsEmpty)
-            {
-                remaining = remaining[await backend.SendAsync(remaining, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
-            }
+            await TcpForwarder.SendMessageAsync(backend, _message!, cancellationToken).ConfigureAwait(false);
             if (Kind != FirstMessageKind.Startup)
             {
                 return null;
             }
-            var reply = buffer.AsMemory(Length, ReplyCapacity);
+            _reply ??= ArrayPool<byte>.Shared.Rent(InitialReplyLength);
             while (true)
             {
+                if (_replyLength == _reply.Length && _reply.Length < ReplyCapacity)
+                {
+                    // Only an ErrorResponse is read on (Inspect): it gets the whole room.
+                    var larger = ArrayPool<byte>.Shared.Rent(ReplyCapacity);
+                    _reply.AsSpan(0, _replyLength).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(_reply);
+                    _reply = larger;
+                }
+                var reply = _reply.AsMemory(0, Math.Min(_reply.Length, ReplyCapacity));
                 var received = await backend.ReceiveAsync(reply[_replyLength..], SocketFlags.None, cancellationToken).ConfigureAwait(false);
                 if (received == 0)
                 {
@@ -182,10 +217,13 @@ internal sealed class PostgresStartup : IDisposable
 
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _buffer, null) is { } buffer)
+        // Let go of the message and the buffer too: the session's state machine keeps this object for its whole life
+        // (and the pool may drop the buffer).
+        if (Interlocked.Exchange(ref _disposed, 1) == 0 && Interlocked.Exchange(ref _reply, null) is { } reply)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(reply);
         }
+        _message = null;
     }
 
     /// <summary>

@@ -152,11 +152,7 @@ internal sealed partial class TcpConnectionHandler
         }
         try
         {
-            var remaining = startup.Reply;
-            while (!remaining.IsEmpty)
-            {
-                remaining = remaining[await connection.Socket.SendAsync(remaining, SocketFlags.None, session.Closing).ConfigureAwait(false)..];
-            }
+            await TcpForwarder.SendMessageAsync(connection.Socket, startup.Reply, session.Closing).ConfigureAwait(false);
             session.AddBytesOut(startup.Reply.Length);
         }
         catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
@@ -368,6 +364,8 @@ internal sealed partial class TcpConnectionHandler
             ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
             : new Socket(SocketType.Stream, ProtocolType.Tcp);
         socket.NoDelay = true;
+        // The forwarder sends without waiting while the kernel takes the bytes (TcpForwarder.SendAsync).
+        socket.Blocking = false;
         var context = ResilienceContextPool.Shared.Get(connection.ConnectionClosed);
         context.Properties.Set(ConnectTimeoutKey, TimeSpan.FromSeconds(port.ConnectTimeout));
         try

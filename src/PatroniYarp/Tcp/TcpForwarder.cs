@@ -20,19 +20,78 @@ internal static class TcpForwarder
     internal const int BufferSize = 64 * 1024;
 
     /// <summary>Runs until both directions have ended; never throws. The caller disposes both sockets.</summary>
-    public static async Task ForwardAsync(Socket client, Socket backend, TcpSession session)
+    /// <remarks>
+    /// The copy to the backend awaits the other direction when it is done, rather than a third method awaiting both:
+    /// one state machine fewer held by every open session.
+    /// </remarks>
+    public static Task ForwardAsync(Socket client, Socket backend, TcpSession session)
     {
-        var toBackend = CopyAsync(client, backend, session, toBackend: true);
-        var toClient = CopyAsync(backend, client, session, toBackend: false);
-        await toBackend.ConfigureAwait(false);
-        await toClient.ConfigureAwait(false);
+        session.AttachSockets(client, backend);
+        return CopyAsync(client, backend, session, toBackend: true, CopyAsync(backend, client, session, toBackend: false, other: null));
     }
 
-    private static async Task CopyAsync(Socket from, Socket to, TcpSession session, bool toBackend)
+    /// <summary>
+    /// Sends all of <paramref name="data"/>; true when the socket's send buffer was full and it waited. On a non-blocking
+    /// socket (the TCP ports' own sockets, see <see cref="TcpSocketConnection"/>) it first sends straight
+    /// away, which nearly always takes all: no async machinery, and no event args that would keep pointing at the
+    /// (pooled) buffer after the send — a socket's cached args hold its last buffer until its next send, so every idle
+    /// session kept a dropped 16 KiB startup buffer alive after a burst (P5). After a wait, see
+    /// <see cref="ForgetBufferAsync"/>. <paramref name="tryFirst"/> false skips the first try (a congested stream).
+    /// </summary>
+    internal static async ValueTask<bool> SendAsync(Socket socket, ReadOnlyMemory<byte> data, bool tryFirst,
+        CancellationToken cancellationToken)
     {
-        var closing = session.Closing;
+        if (tryFirst && !socket.Blocking)
+        {
+            var sent = socket.Send(data.Span, SocketFlags.None, out var error);
+            if (error == SocketError.Success)
+            {
+                data = data[sent..];
+                if (data.IsEmpty)
+                {
+                    return false;
+                }
+            }
+            else if (error != SocketError.WouldBlock)
+            {
+                throw new SocketException((int)error);
+            }
+        }
+        while (!data.IsEmpty)
+        {
+            data = data[await socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// After a send that waited, the socket's cached event args point at its buffer until the next send: an empty send
+    /// (nothing on the wire, done at once) makes them let go, so a session going idle keeps no buffer alive.
+    /// </summary>
+    internal static async ValueTask ForgetBufferAsync(Socket socket) =>
+        await socket.SendAsync(ReadOnlyMemory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+
+    /// <summary>A whole message (the startup, the backend's first reply): sent, and the buffer forgotten if it waited.</summary>
+    internal static async ValueTask SendMessageAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        if (await SendAsync(socket, data, tryFirst: true, cancellationToken).ConfigureAwait(false))
+        {
+            await ForgetBufferAsync(socket).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One direction; then, when <paramref name="other"/> is given, waits for that direction to end too.</summary>
+    /// <remarks>
+    /// Its socket calls take no cancellation token: each would leave a callback registered with the session for as long
+    /// as it lives. Closing the session closes both sockets instead (<see cref="TcpSession.AttachSockets"/>), which
+    /// ends a pending call with an error that is then no failure.
+    /// </remarks>
+    private static async Task CopyAsync(Socket from, Socket to, TcpSession session, bool toBackend, Task? other)
+    {
         byte[]? buffer = null;
         var receiving = true;
+        // The last send had to wait: send asynchronously right away until the stream goes idle.
+        var congested = false;
         try
         {
             while (true)
@@ -41,26 +100,21 @@ internal static class TcpForwarder
                 if (buffer is null)
                 {
                     // Wait for data without holding a buffer: idle sessions cost no memory.
-                    await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, closing).ConfigureAwait(false);
+                    await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
                     buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
                 }
 
-                var received = await from.ReceiveAsync(buffer, SocketFlags.None, closing).ConfigureAwait(false);
+                var received = await from.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {
                     session.NoteEnd(toBackend ? ReasonClientClosed : ReasonBackendClosed);
                     receiving = false;
                     to.Shutdown(SocketShutdown.Send);
-                    return;
+                    break;
                 }
 
                 receiving = false;
-                var remaining = buffer.AsMemory(0, received);
-                while (!remaining.IsEmpty)
-                {
-                    var sent = await to.SendAsync(remaining, SocketFlags.None, closing).ConfigureAwait(false);
-                    remaining = remaining[sent..];
-                }
+                congested = await SendAsync(to, buffer.AsMemory(0, received), !congested, CancellationToken.None).ConfigureAwait(false);
                 if (toBackend)
                 {
                     session.AddBytesIn(received);
@@ -73,18 +127,23 @@ internal static class TcpForwarder
                 // A full buffer means more is probably waiting: keep it and skip the zero-byte wait on a busy stream.
                 if (received < buffer.Length)
                 {
+                    if (congested)
+                    {
+                        await ForgetBufferAsync(to).ConfigureAwait(false);
+                        congested = false;
+                    }
                     ArrayPool<byte>.Shared.Return(buffer);
                     buffer = null;
                 }
             }
         }
-        catch (OperationCanceledException) when (closing.IsCancellationRequested)
-        {
-            // Closed by the proxy or by the other direction's failure.
-        }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
-            session.Close(receiving == toBackend ? ReasonClientFailed : ReasonBackendFailed);
+            // Unless the proxy or the other direction's failure closed the session (and so the sockets).
+            if (!session.Closing.IsCancellationRequested)
+            {
+                session.Close(receiving == toBackend ? ReasonClientFailed : ReasonBackendFailed);
+            }
         }
         finally
         {
@@ -92,6 +151,10 @@ internal static class TcpForwarder
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
+        }
+        if (other is not null)
+        {
+            await other.ConfigureAwait(false);
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 
 namespace PatroniYarp.Tcp;
 
@@ -9,6 +10,8 @@ internal sealed class TcpSession : IDisposable
     private long _bytesIn;
     private long _bytesOut;
     private string? _endReason;
+    private Socket? _client;
+    private Socket? _backend;
 
     public TcpSession(long id, TcpPortEndpoint endpoint, string destinationId, string member, EndPoint? client, EndPoint? backend,
         DateTimeOffset startedAt)
@@ -56,7 +59,10 @@ internal sealed class TcpSession : IDisposable
     /// <summary>Records why the session is ending without stopping the other direction (a half-close).</summary>
     public void NoteEnd(string reason) => Interlocked.CompareExchange(ref _endReason, reason, null);
 
-    /// <summary>Ends both directions now; the forwarder completes the client pipe and the handler closes the backend.</summary>
+    /// <summary>
+    /// Ends both directions now: closes the sockets the forwarder copies between, if any (see
+    /// <see cref="AttachSockets"/>); on pipes, the forwarder completes the client pipe and the handler closes the backend.
+    /// </summary>
     public void Close(string reason)
     {
         NoteEnd(reason);
@@ -68,6 +74,30 @@ internal sealed class TcpSession : IDisposable
         {
             // The session already ended; a snapshot taken just before may still hold it.
         }
+        CloseSockets();
+    }
+
+    /// <summary>
+    /// The sockets a socket-to-socket copy waits on without a cancellation token (a token would keep a callback
+    /// registered per wait for the life of an idle session): <see cref="Close"/> closes them instead.
+    /// </summary>
+    public void AttachSockets(Socket client, Socket backend)
+    {
+        Volatile.Write(ref _client, client);
+        Volatile.Write(ref _backend, backend);
+        // Closed before they were attached: Close did not see them.
+        Interlocked.MemoryBarrier();
+        if (_closing.IsCancellationRequested)
+        {
+            CloseSockets();
+        }
+    }
+
+    private void CloseSockets()
+    {
+        Interlocked.MemoryBarrier();
+        Volatile.Read(ref _client)?.Dispose();
+        Volatile.Read(ref _backend)?.Dispose();
     }
 
     public TcpSessionInfo ToInfo() => new(Id, Endpoint.ClusterId, DestinationId, Member, Client?.ToString(), Backend?.ToString(),

@@ -1,4 +1,7 @@
 using System.Buffers;
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
 using PatroniYarp.Tcp;
 
 namespace PatroniYarp.Tests.Tcp;
@@ -67,5 +70,96 @@ public class PostgresStartupTests
     public void Inspect_AuthenticationRequest_PassedAfterItsFirstByte()
     {
         Assert.Equal((true, null), PostgresStartup.Inspect([(byte)'R']));
+    }
+}
+
+public class PostgresStartupSocketTests
+{
+    private static async Task<(Socket Client, Socket Proxy)> ConnectedPairAsync()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.LocalEndPoint!);
+        return (client, await listener.AcceptAsync());
+    }
+
+    private static byte[] StartupWithOption(int length)
+    {
+        // Protocol 3.0, "user" set to a long name, then the terminating NUL.
+        var message = new byte[length];
+        BinaryPrimitives.WriteInt32BigEndian(message, length);
+        BinaryPrimitives.WriteInt32BigEndian(message.AsSpan(4), 196608);
+        "user\0"u8.CopyTo(message.AsSpan(8));
+        message.AsSpan(13, length - 15).Fill((byte)'u');
+        return message;
+    }
+
+    [Theory]
+    [InlineData(200)]
+    [InlineData(PostgresStartup.InitialBufferLength)]
+    [InlineData(PostgresStartup.InitialBufferLength + 100)]
+    [InlineData(PostgresStartup.MaxMessageLength)]
+    public async Task ReadAsync_StartupInTwoParts_WholeMessageAndItIsSentOnWhole(int length)
+    {
+        var message = StartupWithOption(length);
+        var (client, proxy) = await ConnectedPairAsync();
+        var (backendPeer, backend) = await ConnectedPairAsync();
+        using (client)
+        using (proxy)
+        using (backendPeer)
+        using (backend)
+        {
+            await client.SendAsync(message.AsMemory(0, 100));
+            var read = PostgresStartup.ReadAsync(proxy, TimeProvider.System);
+            await client.SendAsync(message.AsMemory(100));
+            var (startup, error) = await read;
+
+            Assert.Null(error);
+            using (startup)
+            {
+                Assert.Equal((FirstMessageKind.Startup, length), (startup!.Kind, startup.Length));
+                backend.Blocking = false;
+                var send = startup.SendAsync(backend, CancellationToken.None);
+                var received = new byte[length];
+                var filled = 0;
+                while (filled < length)
+                {
+                    filled += await backendPeer.ReceiveAsync(received.AsMemory(filled));
+                }
+                Assert.Equal(message, received);
+                await backendPeer.SendAsync(new byte[] { (byte)'R', 0, 0, 0, 8, 0, 0, 0, 0 });
+                Assert.Null(await send);
+                Assert.Equal(9, startup.Reply.Length);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task SendAsync_RejectionLongerThanTheFirstReplyBuffer_ReadWholeAndRejected()
+    {
+        var message = StartupWithOption(100);
+        var (client, proxy) = await ConnectedPairAsync();
+        var (backendPeer, backend) = await ConnectedPairAsync();
+        using (client)
+        using (proxy)
+        using (backendPeer)
+        using (backend)
+        {
+            await client.SendAsync(message);
+            var (startup, _) = await PostgresStartup.ReadAsync(proxy, TimeProvider.System);
+            using (startup)
+            {
+                var error = TcpProxyEndToEndTests.FakePostgres.Error("57P03", new string('m', PostgresStartup.InitialReplyLength));
+                var send = startup!.SendAsync(backend, CancellationToken.None);
+                // In two parts, as a backend may send it: the proxy reads on past its first reply buffer.
+                await backendPeer.SendAsync(error.AsMemory(0, 300));
+                await backendPeer.SendAsync(error.AsMemory(300));
+
+                Assert.StartsWith("57P03 mmm", await send);
+                Assert.Equal(error, startup.Reply.ToArray());
+            }
+        }
     }
 }
