@@ -60,8 +60,8 @@ internal sealed class TcpSession : IDisposable
     public void NoteEnd(string reason) => Interlocked.CompareExchange(ref _endReason, reason, null);
 
     /// <summary>
-    /// Ends both directions now: closes the sockets the forwarder copies between, if any (see
-    /// <see cref="AttachSockets"/>); on pipes, the forwarder completes the client pipe and the handler closes the backend.
+    /// Ends both directions now: closes the sockets the forwarder copies between, once it has them (see
+    /// <see cref="AttachSockets"/>).
     /// </summary>
     public void Close(string reason)
     {
