@@ -153,7 +153,9 @@ listen hold
     server hold 127.0.0.1:$hold_port maxconn 9000
 EOF
 
-start patroniyarp dotnet "$root/src/PatroniYarp/bin/Release/net10.0/PatroniYarp.dll" "$dir/patroniyarp.yaml"
+# From the repository root (ASP.NET's content root): its appsettings.json sets the shipped log levels, which decide
+# whether every HTTP request is logged (P6).
+start patroniyarp env -C "$root" dotnet "$root/src/PatroniYarp/bin/Release/net10.0/PatroniYarp.dll" "$dir/patroniyarp.yaml"
 wait_port "$py_leader" "PatroniYarp"
 if [[ $mode == full || $mode == quick ]]; then
   start haproxy haproxy -f "$dir/haproxy.cfg" -db
