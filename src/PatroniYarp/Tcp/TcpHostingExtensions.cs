@@ -36,7 +36,7 @@ internal static class TcpHostingExtensions
         }
         // With inline completions .NET starts one event thread per core. The proxy shares the machine with its clients
         // and PostgreSQL, and fewer threads batch more events per epoll_wait and wake less: on 2 cores one thread instead
-        // of two cut pgbench -S's CPU per transaction in the proxy by 12 % and raised its TPS by 13 % (bench/, README).
+        // of two cut the proxy's CPU per pgbench -S transaction by 10-12 % (README, "Performance").
         if (Environment.GetEnvironmentVariable(SocketEventThreads) is null)
         {
             Environment.SetEnvironmentVariable(SocketEventThreads, Math.Max(1, Environment.ProcessorCount / 2).ToString(CultureInfo.InvariantCulture));
