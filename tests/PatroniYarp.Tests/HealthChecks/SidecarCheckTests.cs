@@ -72,6 +72,19 @@ public sealed class SidecarCheckTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Get_TtlZero_EveryRequestAsksPatroni()
+    {
+        await using var host = SidecarHost.Start(_patroni.Url, ttl: 0);
+        var client = host.CreateClient();
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/primary")).StatusCode);
+        }
+        Assert.Equal(3, _patroni.Requests);
+    }
+
+    [Fact]
     public async Task Get_AfterTtl_AsksPatroniAgain()
     {
         await using var host = SidecarHost.Start(_patroni.Url, ttl: 0.2);
