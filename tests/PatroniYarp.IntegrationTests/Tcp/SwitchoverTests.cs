@@ -11,6 +11,9 @@ namespace PatroniYarp.IntegrationTests.Tcp;
 /// the same run and reported only: a libpq-style client that knows every node (Npgsql multi-host, read-write) and the
 /// same loop over TLS through PatroniYarp (TLS is end to end, so the proxy cannot replay a startup the old leader
 /// rejects inside it).
+/// An INSERT already running on the old leader when its fast shutdown starts is terminated there (57P01): no proxy can
+/// hide that without guessing whether it committed, and a direct connection sees the same. Such in-flight terminations
+/// are reported, not counted as failed attempts; every other failure is.
 /// </summary>
 [Collection(RealClusterCollection.Name)]
 public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
@@ -92,9 +95,9 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
 
         foreach (var loop in new[] { proxied, allNodes, tls })
         {
-            output.WriteLine($"{loop.Name}: {loop.Succeeded} inserts, {loop.Failed} failed, longest gap between two " +
-                $"successful inserts {loop.LongestGap.TotalMilliseconds:0} ms");
-            foreach (var failure in loop.Failures.Take(5))
+            output.WriteLine($"{loop.Name}: {loop.Succeeded} inserts, {loop.Failed} failed, {loop.TerminatedInFlight.Count} " +
+                $"terminated in flight, longest gap between two successful inserts {loop.LongestGap.TotalMilliseconds:0} ms");
+            foreach (var failure in loop.Failures.Take(5).Concat(loop.TerminatedInFlight))
             {
                 output.WriteLine($"  {failure}");
             }
@@ -117,13 +120,15 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
             .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToHashSet();
         var missing = proxied.Acknowledged.Except(onLeader).ToList();
         Assert.True(missing.Count == 0, $"acknowledged rows missing on the leader: {string.Join(", ", missing)}");
-        Assert.Equal(proxied.Succeeded, onLeader.Count);
+        // A terminated INSERT may or may not have committed before it was cut off; nothing else may be there.
+        Assert.InRange(onLeader.Count, proxied.Succeeded, proxied.Succeeded + proxied.TerminatedInFlight.Count);
     }
 
     /// <summary>A client that opens a new connection and runs one INSERT every 50 ms, counting failures and gaps.</summary>
     private sealed class InsertLoop(string name, string connectionString, string table)
     {
         private readonly List<string> _failures = [];
+        private readonly List<string> _terminatedInFlight = [];
         private readonly List<int> _acknowledged = [];
         private TimeSpan _lastSuccess = TimeSpan.MinValue;
 
@@ -134,6 +139,9 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
         public int Failed => _failures.Count;
 
         public IReadOnlyList<string> Failures => _failures;
+
+        /// <summary>Inserts sent on an open session that the server then terminated (57P01): not the proxy's to hide.</summary>
+        public IReadOnlyList<string> TerminatedInFlight => _terminatedInFlight;
 
         /// <summary>The numbers of the rows whose INSERT was acknowledged.</summary>
         public IReadOnlyList<int> Acknowledged => _acknowledged;
@@ -147,10 +155,12 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
             var next = TimeSpan.Zero;
             for (var n = 1; !stop.IsCancellationRequested; n++)
             {
+                var open = false;
                 try
                 {
                     await using var connection = new NpgsqlConnection(connectionString);
                     await connection.OpenAsync(CancellationToken.None);
+                    open = true;
                     await using var insert = new NpgsqlCommand($"insert into {table} values (@client, @n)", connection);
                     insert.Parameters.AddWithValue("client", name);
                     insert.Parameters.AddWithValue("n", n);
@@ -163,6 +173,10 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
                     _lastSuccess = now;
                     Succeeded++;
                     _acknowledged.Add(n);
+                }
+                catch (PostgresException ex) when (open && ex.SqlState == PostgresErrorCodes.AdminShutdown)
+                {
+                    _terminatedInFlight.Add($"#{n} at {DateTime.Now:HH:mm:ss.fff}: terminated in flight: {ex.Message}");
                 }
                 catch (Exception ex) when (ex is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
                 {
