@@ -64,9 +64,11 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null; }
 fi
 
+started_cluster=0
 if ! $cluster status >/dev/null 2>&1; then
   log "cluster not healthy: bringing it up"
   $cluster up >/dev/null
+  started_cluster=1
 fi
 
 # Two files per proxied session: give every process we start this machine's whole allowance.
@@ -77,6 +79,8 @@ cleanup() {
   local pid
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # A cluster this run brought up goes down again; one that was running stays.
+  if ((started_cluster)); then $cluster down >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 start() { # start NAME CMD... — in the background, output to $dir/NAME.log; PID appended to pids
