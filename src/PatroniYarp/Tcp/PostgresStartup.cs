@@ -107,10 +107,7 @@ internal sealed class PostgresStartup : IDisposable
                 var room = Math.Min(buffer.Length, MaxMessageLength);
                 if (filled == room && room < MaxMessageLength)
                 {
-                    var larger = ArrayPool<byte>.Shared.Rent(MaxMessageLength);
-                    buffer.AsSpan(0, filled).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
+                    buffer = Grow(buffer, filled, MaxMessageLength);
                     room = MaxMessageLength;
                 }
                 // Usually the message is already there: no timer is needed then.
@@ -126,7 +123,7 @@ internal sealed class PostgresStartup : IDisposable
                     return (null, filled == 0 ? null : $"the client closed after {filled} bytes of its first message");
                 }
                 filled += received;
-                var (kind, length, error) = Classify(new ReadOnlySequence<byte>(buffer, 0, filled));
+                var (kind, length, error) = Classify(buffer.AsSpan(0, filled));
                 if (error is not null)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
@@ -155,6 +152,15 @@ internal sealed class PostgresStartup : IDisposable
         {
             timeout?.Dispose();
         }
+    }
+
+    /// <summary>A pooled buffer of at least <paramref name="size"/> bytes with the first <paramref name="filled"/> of <paramref name="buffer"/>, which goes back.</summary>
+    private static byte[] Grow(byte[] buffer, int filled, int size)
+    {
+        var larger = ArrayPool<byte>.Shared.Rent(size);
+        buffer.AsSpan(0, filled).CopyTo(larger);
+        ArrayPool<byte>.Shared.Return(buffer);
+        return larger;
     }
 
     private static void Return(byte[]? buffer)
@@ -188,10 +194,7 @@ internal sealed class PostgresStartup : IDisposable
                 if (_replyLength == _reply.Length && _reply.Length < ReplyCapacity)
                 {
                     // Only an ErrorResponse is read on (Inspect): it gets the whole room.
-                    var larger = ArrayPool<byte>.Shared.Rent(ReplyCapacity);
-                    _reply.AsSpan(0, _replyLength).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(_reply);
-                    _reply = larger;
+                    _reply = Grow(_reply, _replyLength, ReplyCapacity);
                 }
                 var reply = _reply.AsMemory(0, Math.Min(_reply.Length, ReplyCapacity));
                 var received = await backend.ReceiveAsync(reply[_replyLength..], SocketFlags.None, cancellationToken).ConfigureAwait(false);
@@ -230,23 +233,22 @@ internal sealed class PostgresStartup : IDisposable
     /// What the start of a client's stream is: its first message's kind and length once all of it is there (length 0:
     /// read more), or why it is no PostgreSQL first message.
     /// </summary>
-    internal static (FirstMessageKind Kind, int Length, string? Error) Classify(ReadOnlySequence<byte> buffer)
+    internal static (FirstMessageKind Kind, int Length, string? Error) Classify(ReadOnlySpan<byte> buffer)
     {
         if (buffer.IsEmpty)
         {
             return default;
         }
-        if (buffer.FirstSpan[0] == TlsHandshakeRecord)
+        if (buffer[0] == TlsHandshakeRecord)
         {
             // Direct TLS has no PostgreSQL framing: pass on what came, the forwarder carries the rest.
-            return (FirstMessageKind.DirectTls, (int)Math.Min(buffer.Length, MaxMessageLength), null);
+            return (FirstMessageKind.DirectTls, Math.Min(buffer.Length, MaxMessageLength), null);
         }
         if (buffer.Length < HeaderLength)
         {
             return default;
         }
-        Span<byte> header = stackalloc byte[HeaderLength];
-        buffer.Slice(0, HeaderLength).CopyTo(header);
+        var header = buffer[..HeaderLength];
         var length = BinaryPrimitives.ReadInt32BigEndian(header);
         var code = BinaryPrimitives.ReadInt32BigEndian(header[4..]);
         if (length is < HeaderLength or > MaxMessageLength)

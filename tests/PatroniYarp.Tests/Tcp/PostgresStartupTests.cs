@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
@@ -9,7 +8,7 @@ namespace PatroniYarp.Tests.Tcp;
 public class PostgresStartupTests
 {
     private static (FirstMessageKind Kind, int Length, string? Error) Classify(params byte[] bytes) =>
-        PostgresStartup.Classify(new ReadOnlySequence<byte>(bytes));
+        PostgresStartup.Classify(bytes);
 
     [Fact]
     public void Classify_WholeStartupMessage_StartupOfItsLength()
