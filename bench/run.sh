@@ -15,10 +15,14 @@
 # HAProxy, PatroniYarp and a libpq client listing all three nodes (target_session_attrs=read-write); P5 KiB of RSS per
 # idle session (4 500 sessions to a loopback backend that accepts and holds); P6 cached /primary requests/s and p99
 # (wrk -c16 10 s), Patroni's own API beside PatroniYarp's health route when it has one.
+# P1-P3 also run through bench/floor-proxy.c, the least a user-space proxy can do (one epoll loop, recv and send,
+# nothing else): no proxy beats it, so its ratio to direct bounds what a target for a proxy can ask. For P1 and P2 the
+# table also gives each proxy's CPU time per transaction, and each run's PatroniYarp/HAProxy ratio (runs interleave).
 #
 # Needs root for apt-get (haproxy, wrk, postgresql-client, postgresql-contrib are installed when missing). Brings the
 # cluster up if it is down and leaves it as it found it (a P4/soak switchover moves the leader; it stays healthy).
-# Uses loopback ports 16432/16433 (PatroniYarp), 18009 (its admin API), 15000/15001 (HAProxy), 17000/17001 (holder);
+# Uses loopback ports 16432/16433 (PatroniYarp), 18009 (its admin API), 15000/15001 (HAProxy), 15002 (floor proxy),
+# 17000/17001 (holder);
 # override the base with BENCH_PORT_BASE. Work files go to BENCH_DIR (default /tmp/patroniyarp-bench). With
 # PATRONIYARP_CLUSTER_OFFSET=N it benches the cluster the script runs at that offset (ports + 10 × N).
 set -Eeuo pipefail
@@ -29,7 +33,7 @@ cluster="bash $root/scripts/patroni-cluster.sh"
 dir="${BENCH_DIR:-/tmp/patroniyarp-bench}"
 base="${BENCH_PORT_BASE:-0}"
 py_leader=$((16432 + base)); py_replicas=$((16433 + base)); py_admin=$((18009 + base)); py_hold=$((16434 + base))
-ha_leader=$((15000 + base)); ha_hold=$((15001 + base))
+ha_leader=$((15000 + base)); ha_hold=$((15001 + base)); floor_leader=$((15002 + base))
 hold_port=$((17000 + base)); hold_api=$((17001 + base))
 db=pybench
 # The cluster's own ports move with PATRONIYARP_CLUSTER_OFFSET (10 × N), as scripts/patroni-cluster.sh moves them.
@@ -58,6 +62,7 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v wrk >/dev/null || need+=(wrk)
 command -v psql >/dev/null || need+=(postgresql-client)
 command -v pgbench >/dev/null || need+=(postgresql-contrib)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null || {
@@ -105,6 +110,7 @@ all_nodes="host=127.0.0.1,127.0.0.1,127.0.0.1 port=$pg0,$pg1,$pg2 user=postgres 
 
 log "building PatroniYarp (Release)"
 dotnet build "$root/src/PatroniYarp" -c Release -nologo -v q >"$dir/build.log" 2>&1 || { cat "$dir/build.log" >&2; exit 1; }
+gcc -O2 -o "$dir/floor-proxy" "$root/bench/floor-proxy.c"
 
 start holder python3 "$root/bench/hold.py" backend "$hold_port" "$hold_api" "$dir/holder.status"
 wait_port "$hold_port" "the holder backend"
@@ -164,6 +170,9 @@ wait_port "$py_leader" "PatroniYarp"
 if [[ $mode == full || $mode == quick ]]; then
   start haproxy haproxy -f "$dir/haproxy.cfg" -db
   wait_port "$ha_leader" "HAProxy"
+  # Pointed at the leader of now: P1-P3 run before P4's switchover.
+  start floor "$dir/floor-proxy" "$floor_leader" "$(leader_port)"
+  wait_port "$floor_leader" "the floor proxy"
 fi
 
 wait_routable() { # wait_routable PORT WHAT — until a session through PORT reaches the leader
@@ -283,7 +292,19 @@ prepare_db
 wait_routable "$ha_leader" "HAProxy"
 wait_routable "$py_leader" "PatroniYarp"
 
-tps() { pgbench -n "$@" "$(pg "$port")" 2>&1 | awk '/^tps/ { print $3 }'; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime of every thread, in clock ticks
+# tps PID ARGS... — pgbench through $port; prints "TPS µs" where µs is the CPU time of process PID (the proxy; none
+# for direct) per transaction
+tps() {
+  local pid=$1 before after out; shift
+  [[ $pid == - ]] || before=$(cpu_ticks "$pid")
+  out=$(pgbench -n "$@" "$(pg "$port")" 2>&1)
+  [[ $pid == - ]] || after=$(cpu_ticks "$pid")
+  awk -v pid="$pid" -v ticks="$((${after:-0} - ${before:-0}))" -v hz="$(getconf CLK_TCK)" '
+    /^number of transactions actually processed/ { split($NF, a, "/"); n = a[1] }
+    /^tps/ { t = $3 }
+    END { printf "%s %s\n", t == "" ? "nan" : t, (pid == "-" || n + 0 == 0) ? "-" : sprintf("%.0f", ticks / hz * 1e6 / n) }' <<<"$out"
+}
 copy_mbs() { # copy_mbs PORT — MB/s of the 1 GB COPY, timed around psql
   local s e
   s=$(date +%s%N)
@@ -292,21 +313,34 @@ copy_mbs() { # copy_mbs PORT — MB/s of the 1 GB COPY, timed around psql
   awk -v ns=$((e - s)) 'BEGIN { printf "%.1f", 1001000000 / 1e6 / (ns / 1e9) }'
 }
 
-declare -A P1 P2 P3
+declare -A P1 P2 P3 C1 C2
+targets=(direct haproxy patroniyarp floor)
 for run in $(seq 1 "$runs"); do
   direct=$(leader_port)
-  # Interleaved, so that noise from the machine falls on all three alike.
-  for target in direct haproxy patroniyarp; do
-    case $target in direct) port=$direct ;; haproxy) port=$ha_leader ;; patroniyarp) port=$py_leader ;; esac
+  # Interleaved, so that noise from the machine falls on all alike.
+  for target in "${targets[@]}"; do
+    case $target in
+      direct) port=$direct; pid=- ;;
+      haproxy) port=$ha_leader; pid=$haproxy_pid ;;
+      patroniyarp) port=$py_leader; pid=$patroniyarp_pid ;;
+      floor) port=$floor_leader; pid=$floor_pid ;;
+    esac
     log "run $run/$runs $target: P1"
-    P1[$target]+="$(tps -S -c16 -j2 -T"$secs") "
+    read -r t c < <(tps "$pid" -S -c16 -j2 -T"$secs"); P1[$target]+="$t "; C1[$target]+="$c "
     log "run $run/$runs $target: P2"
-    P2[$target]+="$(tps -S -C -c8 -j2 -T"$secs") "
+    read -r t c < <(tps "$pid" -S -C -c8 -j2 -T"$secs"); P2[$target]+="$t "; C2[$target]+="$c "
     log "run $run/$runs $target: P3"
     P3[$target]+="$(copy_mbs "$port") "
   done
 done
 med() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
+# per_run A B — each run's A/B, in run order ("0.97×, 1.02×, …")
+per_run() {
+  local -a a b; local i out=""
+  read -ra a <<<"$1"; read -ra b <<<"$2"
+  for i in "${!a[@]}"; do out+="${out:+, }$(ratio "${a[$i]}" "${b[$i]}")"; done
+  echo "$out"
+}
 
 # P4: three write loops across one switchover, in the same run.
 attempt() { # attempt TAG CONNINFO — one new connection + one INSERT; appends "start_ms end_ms ok|fail"
@@ -375,20 +409,30 @@ fi
 # ---------------------------------------------------------------------------------------------------------------------
 # Table
 # ---------------------------------------------------------------------------------------------------------------------
-for k in direct haproxy patroniyarp; do
+for k in "${targets[@]}"; do
   eval "p1_$k=$(med "${P1[$k]}"); p2_$k=$(med "${P2[$k]}"); p3_$k=$(med "${P3[$k]}")"
 done
+# row LABEL FORMAT N — one P1-P3 row; N is 1, 2 or 3
+row() {
+  local n=$3 d h p f
+  eval "d=\$p${n}_direct h=\$p${n}_haproxy p=\$p${n}_patroniyarp f=\$p${n}_floor"
+  local -n runs_="P$n"
+  printf "| %s | $2 | $2 | $2 | $2 | %s | %s | %s | %s | %s |\n" "$1" "$d" "$h" "$p" "$f" "$(ratio "$p" "$d")" \
+    "$(ratio "$p" "$h")" "$(per_run "${runs_[patroniyarp]}" "${runs_[haproxy]}")" "$(ratio "$h" "$d")" "$(ratio "$f" "$d")"
+}
 echo
 echo "PatroniYarp bench ($mode: median of $runs run(s), ${secs}s each; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
 echo
-echo "| Figure | direct | HAProxy 2.6 | PatroniYarp | PY/direct | PY/HAProxy | HAProxy/direct |"
-echo "|---|---|---|---|---|---|---|"
-printf '| P1 pgbench -S -c16 -j2 (TPS) | %.0f | %.0f | %.0f | %s | %s | %s |\n' "$p1_direct" "$p1_haproxy" "$p1_patroniyarp" \
-  "$(ratio "$p1_patroniyarp" "$p1_direct")" "$(ratio "$p1_patroniyarp" "$p1_haproxy")" "$(ratio "$p1_haproxy" "$p1_direct")"
-printf '| P2 pgbench -S -C -c8 (TPS) | %.0f | %.0f | %.0f | %s | %s | %s |\n' "$p2_direct" "$p2_haproxy" "$p2_patroniyarp" \
-  "$(ratio "$p2_patroniyarp" "$p2_direct")" "$(ratio "$p2_patroniyarp" "$p2_haproxy")" "$(ratio "$p2_haproxy" "$p2_direct")"
-printf '| P3 COPY 1 GB to stdout (MB/s) | %s | %s | %s | %s | %s | %s |\n' "$p3_direct" "$p3_haproxy" "$p3_patroniyarp" \
-  "$(ratio "$p3_patroniyarp" "$p3_direct")" "$(ratio "$p3_patroniyarp" "$p3_haproxy")" "$(ratio "$p3_haproxy" "$p3_direct")"
+echo "| Figure | direct | HAProxy 2.6 | PatroniYarp | floor proxy | PY/direct | PY/HAProxy | PY/HAProxy each run | HAProxy/direct | floor/direct |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+row "P1 pgbench -S -c16 -j2 (TPS)" "%.0f" 1
+row "P2 pgbench -S -C -c8 (TPS)" "%.0f" 2
+row "P3 COPY 1 GB to stdout (MB/s)" "%s" 3
+echo
+echo "| Proxy CPU per transaction (µs, median) | HAProxy 2.6 | PatroniYarp | floor proxy |"
+echo "|---|---|---|---|"
+echo "| P1 | $(med "${C1[haproxy]}") | $(med "${C1[patroniyarp]}") | $(med "${C1[floor]}") |"
+echo "| P2 | $(med "${C2[haproxy]}") | $(med "${C2[patroniyarp]}") | $(med "${C2[floor]}") |"
 echo
 echo "| P4 switchover (new connection + INSERT every 50 ms) | failed attempts | longest write gap |"
 echo "|---|---|---|"
