@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
       ssize_t received = recv(fd, buffer, sizeof buffer, 0);
       if (received > 0) {
         if (send_all(peer[fd], buffer, received) < 0) close_pair(epoll, fd);
-      } else if (received == 0 || errno != EAGAIN) {
+      } else if (received == 0 || (errno != EAGAIN && errno != EINTR)) {
         close_pair(epoll, fd);
       }
     }
