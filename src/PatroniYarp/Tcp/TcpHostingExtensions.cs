@@ -27,31 +27,21 @@ internal static class TcpHostingExtensions
     /// </summary>
     public static WebApplicationBuilder AddTcpProxy(this WebApplicationBuilder builder)
     {
+        // Each is read when the runtime first needs it, which is later than this; an operator's own setting wins.
+        var halfTheCores = Math.Max(1, Environment.ProcessorCount / 2).ToString(CultureInfo.InvariantCulture);
         // The forwarder's copy loops never block, so their socket continuations can run on the epoll thread instead of
         // hopping to the thread pool: pgbench -S through the proxy went from 0.5-0.7x to about 1.0x HAProxy (bench/).
-        // Only the environment variable switches it on, and it is read when the first socket is made, which is later
-        // than this; an operator's own setting wins.
-        if (Environment.GetEnvironmentVariable(InlineSocketCompletions) is null)
-        {
-            Environment.SetEnvironmentVariable(InlineSocketCompletions, "1");
-        }
+        SetUnlessSet(InlineSocketCompletions, "1");
         // With inline completions .NET starts one event thread per core. The proxy shares the machine with its clients
         // and PostgreSQL, and fewer threads batch more events per epoll_wait and wake less: on 2 cores one thread instead
         // of two cut the proxy's CPU per pgbench -S transaction by 10-12 % (README, "Performance").
-        if (Environment.GetEnvironmentVariable(SocketEventThreads) is null)
-        {
-            Environment.SetEnvironmentVariable(SocketEventThreads, Math.Max(1, Environment.ProcessorCount / 2).ToString(CultureInfo.InvariantCulture));
-        }
-        // Kestrel hands every accepted connection to the thread pool, and a worker that takes an item wakes a second
-        // one "to parallelize", which finds nothing: on 2 cores each wake cost several context switches (futex, mutex
-        // hand-off). Starting the pool's thread goal at one worker instead of one per core leaves that second worker
-        // asleep; the pool still adds workers when work waits (hill climbing, starvation). pgbench -S -C: 10.2 -> 8.4
-        // context switches and ~6 % less CPU per connection (13 interleaved pairs); P1 and P6 unchanged. Read when the
-        // pool starts, which is later than this.
-        if (Environment.GetEnvironmentVariable(MinWorkerThreads) is null)
-        {
-            Environment.SetEnvironmentVariable(MinWorkerThreads, "1");
-        }
+        SetUnlessSet(SocketEventThreads, halfTheCores);
+        // Kestrel hands every accepted connection to the thread pool, and a worker that takes an item wakes another one
+        // "to parallelize", which finds nothing: on 2 cores each wake cost several context switches. A thread goal of
+        // half the cores instead of all of them leaves that worker asleep; the pool still adds workers when work waits
+        // (hill climbing, starvation). pgbench -S -C: 10.2 -> 8.4 context switches and ~6 % less CPU per connection
+        // (13 interleaved pairs); P1 and P6 unchanged.
+        SetUnlessSet(MinWorkerThreads, halfTheCores);
 
         var services = builder.Services;
         services.TryAddSingleton(TimeProvider.System);
@@ -92,5 +82,13 @@ internal static class TcpHostingExtensions
         services.AddSingleton<IConfigChangeListener>(static sp => sp.GetRequiredService<HeldSessions>());
         services.Replace(ServiceDescriptor.Singleton<IClusterDestinationsUpdater>(sp => new SignalingClusterDestinationsUpdater(
             (IClusterDestinationsUpdater)ActivatorUtilities.CreateInstance(sp, yarpUpdater), sp.GetRequiredService<HeldSessions>())));
+    }
+
+    private static void SetUnlessSet(string variable, string value)
+    {
+        if (Environment.GetEnvironmentVariable(variable) is null)
+        {
+            Environment.SetEnvironmentVariable(variable, value);
+        }
     }
 }
