@@ -6,8 +6,8 @@
       (AuthenticationOk, ReadyForQuery) and then holds it idle (a stand-in for a database that keeps idle sessions:
       PostgreSQL will not take thousands). Serves a fake Patroni API on API_PORT: GET /cluster whose only member,
       "hold", is the leader at 127.0.0.1:HOLD_PORT, and GET /primary confirming it is a running primary, so
-      PatroniYarp routes a leader port to it. Writes the number of sessions it holds to STATUS_FILE twice a second.
-      Runs until SIGTERM.
+      PatroniYarp routes a leader port to it. A session whose far side closes is closed too, so rounds can follow
+      each other. Writes "<accepted so far> <open now>" to STATUS_FILE twice a second. Runs until SIGTERM.
   hold.py clients HOST PORT N STATUS_FILE
       Opens N connections to HOST:PORT, each sending a plaintext startup packet as a PostgreSQL client does, waits
       until they are all open, then watches them: a connection the far side closes counts as dropped. Writes
@@ -67,7 +67,8 @@ def backend(hold_port, api_port, status):
     listener.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ)
-    held = []
+    accepted = 0
+    answered = set()
     last = 0.0
     while not stop.is_set():
         for key, _ in sel.select(timeout=0.5):
@@ -77,18 +78,24 @@ def backend(hold_port, api_port, status):
                 except OSError:
                     continue
                 conn.setblocking(False)
-                held.append(conn)
+                accepted += 1
                 sel.register(conn, selectors.EVENT_READ)
                 continue
-            # The session's startup packet: answer it once, then keep the session idle (no longer watched).
-            sel.unregister(key.fileobj)
+            # The session's startup packet is answered once; after that the session stays idle until it closes.
+            conn = key.fileobj
             try:
-                if key.fileobj.recv(65536):
-                    key.fileobj.sendall(LOGIN_OK)
+                data = conn.recv(65536)
+                if data and conn not in answered:
+                    conn.sendall(LOGIN_OK)
+                    answered.add(conn)
             except OSError:
-                pass
+                data = b""
+            if not data:
+                sel.unregister(conn)
+                answered.discard(conn)
+                conn.close()
         if time.monotonic() - last > 0.5:
-            write_status(status, str(len(held)))
+            write_status(status, f"{accepted} {len(sel.get_map()) - 1}")
             last = time.monotonic()
     api.shutdown()
 

@@ -17,7 +17,8 @@
 # (wrk -c16 10 s), Patroni's own API beside PatroniYarp's health route when it has one.
 # P1-P3 also run through bench/floor-proxy.c, the least a user-space proxy can do (one epoll loop, recv and send,
 # nothing else): no proxy beats it, so its ratio to direct bounds what a target for a proxy can ask. For P1 and P2 the
-# table also gives each proxy's CPU time per transaction, and each run's PatroniYarp/HAProxy ratio (runs interleave).
+# table also gives each proxy's CPU time per transaction, and each run's PatroniYarp/HAProxy ratio (runs interleave,
+# after an unrecorded warm-up of every target). P5 has as many rounds as runs (median).
 #
 # Needs root for apt-get (haproxy, wrk, postgresql-client, postgresql-contrib are installed when missing). Brings the
 # cluster up if it is down and leaves it as it found it (a P4/soak switchover moves the leader; it stays healthy).
@@ -199,15 +200,22 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "nan" || b == 
 # ---------------------------------------------------------------------------------------------------------------------
 # P5 / --sessions: idle sessions through a proxy to the holder
 # ---------------------------------------------------------------------------------------------------------------------
-hold_sessions() { # hold_sessions PROXY_PID PORT N TAG — prints "idle_kib held_kib open dropped failed backend_count"
-  local pid=$1 port=$2 n=$3 tag=$4 idle held status i backend_before backend_now
-  backend_before=$(cat "$dir/holder.status" 2>/dev/null || echo 0)
+holder() { # holder accepted|open — the holder's count of sessions accepted so far, or open now
+  local accepted=0 open=0
+  [[ -e "$dir/holder.status" ]] && read -r accepted open <"$dir/holder.status"
+  if [[ $1 == accepted ]]; then echo "$accepted"; else echo "$open"; fi
+}
+# hold_sessions PROXY_PID PORT N TAG — prints "idle_kib held_kib open dropped failed backend_count"; when it returns,
+# the round's sessions are closed again (up to 60 s)
+hold_sessions() {
+  local pid=$1 port=$2 n=$3 tag=$4 idle held status i backend_before backend_now open_before
+  backend_before=$(holder accepted); open_before=$(holder open)
   idle=$(rss_kib "$pid")
   setsid python3 "$root/bench/hold.py" clients 127.0.0.1 "$port" "$n" "$dir/clients-$tag.status" >"$dir/clients-$tag.log" 2>&1 &
   local cpid=$!
   for i in $(seq 1 600); do
     status=$(cat "$dir/clients-$tag.status" 2>/dev/null || true)
-    backend_now=$(cat "$dir/holder.status" 2>/dev/null || echo 0)
+    backend_now=$(holder accepted)
     if [[ "$status" =~ open=([0-9]+)\ failed=([0-9]+) ]] && ((BASH_REMATCH[1] + BASH_REMATCH[2] >= n)) \
        && ((backend_now - backend_before >= BASH_REMATCH[1])); then
       break
@@ -217,8 +225,9 @@ hold_sessions() { # hold_sessions PROXY_PID PORT N TAG — prints "idle_kib held
   sleep 3 # let the proxy settle (and the clients notice any drop)
   held=$(rss_kib "$pid")
   status=$(cat "$dir/clients-$tag.status")
-  backend_now=$(cat "$dir/holder.status")
+  backend_now=$(holder accepted)
   kill "$cpid"; wait "$cpid" 2>/dev/null || true
+  for i in $(seq 1 300); do (($(holder open) <= open_before)) && break; sleep 0.2; done
   [[ "$status" =~ open=([0-9]+)\ failed=([0-9]+)\ dropped=([0-9]+) ]]
   echo "$idle $held ${BASH_REMATCH[1]} ${BASH_REMATCH[3]} ${BASH_REMATCH[2]} $((backend_now - backend_before))"
 }
@@ -236,7 +245,7 @@ wait_sessions_gone() { # until PatroniYarp's /connections count is 0 (or 30 s); 
 if [[ $mode == sessions ]]; then
   log "holding $sessions idle sessions through PatroniYarp port $py_hold"
   read -r idle held open dropped failed at_backend < <(hold_sessions "$patroniyarp_pid" "$py_hold" "$sessions" sessions)
-  # (The holder never closes its side, so these sessions stay half-open after the clients go: no leak check here.)
+  # (The clients are gone by now, and so are their sessions: the holder closes its side when the proxy closes its.)
   printf '%s\n' "sessions asked:        $sessions" "opened by clients:     $open (failed $failed)" \
     "reached the backend:   $at_backend" "dropped while held:    $dropped" \
     "PatroniYarp RSS:       $((idle / 1024)) MiB idle -> $((held / 1024)) MiB held ($(( (held - idle) / (sessions > 0 ? sessions : 1) )) KiB/session)"
@@ -315,16 +324,27 @@ copy_mbs() { # copy_mbs PORT — MB/s of the 1 GB COPY, timed around psql
 
 declare -A P1 P2 P3 C1 C2
 targets=(direct haproxy patroniyarp floor)
+aim() { # aim TARGET — sets port and pid (the proxy's process; - for direct)
+  case $1 in
+    direct) port=$(leader_port); pid=- ;;
+    haproxy) port=$ha_leader; pid=$haproxy_pid ;;
+    patroniyarp) port=$py_leader; pid=$patroniyarp_pid ;;
+    floor) port=$floor_leader; pid=$floor_pid ;;
+  esac
+}
+# A proxy runs for days: what counts is its steady state, not its first seconds. PatroniYarp's code is compiled as it
+# first runs (JIT, then tiered up), so a fresh process's first 5 s of new connections cost about twice the CPU of the
+# next 5 s; every target gets the same unrecorded warm-up.
+for target in "${targets[@]}"; do
+  aim "$target"
+  log "warm-up: $target"
+  tps "$pid" -S -c16 -j2 -T3 >/dev/null
+  tps "$pid" -S -C -c8 -j2 -T5 >/dev/null
+done
 for run in $(seq 1 "$runs"); do
-  direct=$(leader_port)
   # Interleaved, so that noise from the machine falls on all alike.
   for target in "${targets[@]}"; do
-    case $target in
-      direct) port=$direct; pid=- ;;
-      haproxy) port=$ha_leader; pid=$haproxy_pid ;;
-      patroniyarp) port=$py_leader; pid=$patroniyarp_pid ;;
-      floor) port=$floor_leader; pid=$floor_pid ;;
-    esac
+    aim "$target"
     log "run $run/$runs $target: P1"
     read -r t c < <(tps "$pid" -S -c16 -j2 -T"$secs"); P1[$target]+="$t "; C1[$target]+="$c "
     log "run $run/$runs $target: P2"
@@ -377,15 +397,20 @@ read -r py_fail py_gap py_n < <(gap_stats patroniyarp)
 read -r lp_fail lp_gap lp_n < <(gap_stats libpq)
 read -r pt_fail pt_gap pt_n < <(gap_stats patroniyarp-tls)
 
-# P5: idle sessions through each proxy to the holder (4 500; a proxy holds two files per session).
+# P5: idle sessions through each proxy to the holder (4 500; a proxy holds two files per session). A .NET process's RSS
+# moves with the state of its GC, so there are as many rounds as runs, interleaved, and the median counts.
 n5=4500
-log "P5: $n5 idle sessions through HAProxy"
-read -r ha_idle ha_held ha_open ha_drop _ _ < <(hold_sessions "$haproxy_pid" "$ha_hold" "$n5" haproxy)
-sleep 2
-log "P5: $n5 idle sessions through PatroniYarp"
-read -r py_idle py_held py_open py_drop _ _ < <(hold_sessions "$patroniyarp_pid" "$py_hold" "$n5" patroniyarp)
 kib() { awk -v i="$1" -v h="$2" -v n="$3" 'BEGIN { printf "%.1f", (h - i) / n }'; }
-ha_kib=$(kib "$ha_idle" "$ha_held" "$n5"); py_kib=$(kib "$py_idle" "$py_held" "$n5")
+declare -A K5 D5 O5 R5
+for round in $(seq 1 "$runs"); do
+  for target in haproxy patroniyarp; do
+    case $target in haproxy) pid=$haproxy_pid; port=$ha_hold ;; patroniyarp) pid=$patroniyarp_pid; port=$py_hold ;; esac
+    log "P5 round $round/$runs: $n5 idle sessions through $target"
+    read -r idle held open drop _ _ < <(hold_sessions "$pid" "$port" "$n5" "$target")
+    K5[$target]+="$(kib "$idle" "$held" "$n5") "; D5[$target]=$((${D5[$target]:-0} + drop)); O5[$target]+="$open "
+    [[ -n ${R5[$target]:-} ]] || R5[$target]="$((idle / 1024)) → $((held / 1024)) MiB"
+  done
+done
 
 # P6: cached /primary. Patroni's own API on the leader; PatroniYarp's only once it serves a health route.
 wrk_run() { # wrk_run URL — prints "req_per_s p99_ms"
@@ -441,10 +466,11 @@ echo "| HAProxy 2.6 | $ha_fail of $ha_n | ${ha_gap} s |"
 echo "| PatroniYarp | $py_fail of $py_n | ${py_gap} s ($(ratio "$py_gap" "$lp_gap") libpq's) |"
 echo "| PatroniYarp, TLS (sslmode=require: no startup replay) | $pt_fail of $pt_n | ${pt_gap} s |"
 echo
-echo "| P5 idle sessions ($n5) | RSS idle | RSS holding | KiB per session | dropped |"
-echo "|---|---|---|---|---|"
-echo "| HAProxy 2.6 | $((ha_idle / 1024)) MiB | $((ha_held / 1024)) MiB | $ha_kib | $ha_drop (open $ha_open) |"
-echo "| PatroniYarp | $((py_idle / 1024)) MiB | $((py_held / 1024)) MiB | $py_kib | $py_drop (open $py_open) |"
+echo "| P5 idle sessions ($n5) | RSS idle → holding (round 1) | KiB per session (median) | each round | sessions open | dropped |"
+echo "|---|---|---|---|---|---|"
+p5_row() { echo "| $1 | ${R5[$2]} | $(med "${K5[$2]}") | ${K5[$2]% } | ${O5[$2]% } | ${D5[$2]} |"; }
+p5_row "HAProxy 2.6" haproxy
+p5_row "PatroniYarp" patroniyarp
 echo
 echo "| P6 cached /primary (wrk -c16, ${secs}s) | result |"
 echo "|---|---|"
