@@ -18,7 +18,7 @@
 # P1-P3 also run through bench/floor-proxy.c, the least a user-space proxy can do (one epoll loop, recv and send,
 # nothing else): no proxy beats it, so its ratio to direct bounds what a target for a proxy can ask. For P1 and P2 the
 # table also gives each proxy's CPU time per transaction, and each run's PatroniYarp/HAProxy ratio (runs interleave,
-# after an unrecorded warm-up of every target). P5 has as many rounds as runs (median).
+# after an unrecorded warm-up of every target).
 #
 # Needs root for apt-get (haproxy, wrk, postgresql-client, postgresql-contrib are installed when missing). Brings the
 # cluster up if it is down and leaves it as it found it (a P4/soak switchover moves the leader; it stays healthy).
@@ -397,20 +397,16 @@ read -r py_fail py_gap py_n < <(gap_stats patroniyarp)
 read -r lp_fail lp_gap lp_n < <(gap_stats libpq)
 read -r pt_fail pt_gap pt_n < <(gap_stats patroniyarp-tls)
 
-# P5: idle sessions through each proxy to the holder (4 500; a proxy holds two files per session). A .NET process's RSS
-# moves with the state of its GC, so there are as many rounds as runs, interleaved, and the median counts.
+# P5: idle sessions through each proxy to the holder (4 500; a proxy holds two files per session). One round: a second
+# would measure how each process reuses the memory the first round freed (HAProxy's pools at once, .NET's heap only
+# after a full collection), not what a session costs.
 n5=4500
+log "P5: $n5 idle sessions through HAProxy"
+read -r ha_idle ha_held ha_open ha_drop _ _ < <(hold_sessions "$haproxy_pid" "$ha_hold" "$n5" haproxy)
+log "P5: $n5 idle sessions through PatroniYarp"
+read -r py_idle py_held py_open py_drop _ _ < <(hold_sessions "$patroniyarp_pid" "$py_hold" "$n5" patroniyarp)
 kib() { awk -v i="$1" -v h="$2" -v n="$3" 'BEGIN { printf "%.1f", (h - i) / n }'; }
-declare -A K5 D5 O5 R5
-for round in $(seq 1 "$runs"); do
-  for target in haproxy patroniyarp; do
-    case $target in haproxy) pid=$haproxy_pid; port=$ha_hold ;; patroniyarp) pid=$patroniyarp_pid; port=$py_hold ;; esac
-    log "P5 round $round/$runs: $n5 idle sessions through $target"
-    read -r idle held open drop _ _ < <(hold_sessions "$pid" "$port" "$n5" "$target")
-    K5[$target]+="$(kib "$idle" "$held" "$n5") "; D5[$target]=$((${D5[$target]:-0} + drop)); O5[$target]+="$open "
-    [[ -n ${R5[$target]:-} ]] || R5[$target]="$((idle / 1024)) → $((held / 1024)) MiB"
-  done
-done
+ha_kib=$(kib "$ha_idle" "$ha_held" "$n5"); py_kib=$(kib "$py_idle" "$py_held" "$n5")
 
 # P6: cached /primary. Patroni's own API on the leader; PatroniYarp's only once it serves a health route.
 wrk_run() { # wrk_run URL — prints "req_per_s p99_ms"
@@ -466,11 +462,10 @@ echo "| HAProxy 2.6 | $ha_fail of $ha_n | ${ha_gap} s |"
 echo "| PatroniYarp | $py_fail of $py_n | ${py_gap} s ($(ratio "$py_gap" "$lp_gap") libpq's) |"
 echo "| PatroniYarp, TLS (sslmode=require: no startup replay) | $pt_fail of $pt_n | ${pt_gap} s |"
 echo
-echo "| P5 idle sessions ($n5) | RSS idle → holding (round 1) | KiB per session (median) | each round | sessions open | dropped |"
-echo "|---|---|---|---|---|---|"
-p5_row() { echo "| $1 | ${R5[$2]} | $(med "${K5[$2]}") | ${K5[$2]% } | ${O5[$2]% } | ${D5[$2]} |"; }
-p5_row "HAProxy 2.6" haproxy
-p5_row "PatroniYarp" patroniyarp
+echo "| P5 idle sessions ($n5) | RSS idle | RSS holding | KiB per session | dropped |"
+echo "|---|---|---|---|---|"
+echo "| HAProxy 2.6 | $((ha_idle / 1024)) MiB | $((ha_held / 1024)) MiB | $ha_kib | $ha_drop (open $ha_open) |"
+echo "| PatroniYarp | $((py_idle / 1024)) MiB | $((py_held / 1024)) MiB | $py_kib | $py_drop (open $py_open) |"
 echo
 echo "| P6 cached /primary (wrk -c16, ${secs}s) | result |"
 echo "|---|---|"
