@@ -2,7 +2,7 @@
 # bench/run.sh — PatroniYarp beside HAProxy 2.6 (Patroni's documented config) and a direct connection, on one
 # machine, in one run, against the real 3-member cluster of scripts/patroni-cluster.sh.
 #
-#   bash bench/run.sh              full run (3 runs per figure, median; about 8 minutes)
+#   bash bench/run.sh              full run (3 runs per figure, median; about 11 minutes)
 #   bash bench/run.sh --quick      1 run per figure, shorter runs (a couple of minutes)
 #   bash bench/run.sh --soak MIN   pgbench through the leader and replicas ports for MIN minutes with a switchover
 #                                  every 30 s: errors, PatroniYarp's RSS over time, sessions leaked (admin /connections)
