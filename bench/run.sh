@@ -23,9 +23,9 @@
 # Needs root for apt-get (haproxy, wrk, postgresql-client, postgresql-contrib are installed when missing). Brings the
 # cluster up if it is down and leaves it as it found it (a P4/soak switchover moves the leader; it stays healthy).
 # Uses loopback ports 16432/16433 (PatroniYarp), 18009 (its admin API), 15000/15001 (HAProxy), 15002 (floor proxy),
-# 17000/17001 (holder);
-# override the base with BENCH_PORT_BASE. Work files go to BENCH_DIR (default /tmp/patroniyarp-bench). With
-# PATRONIYARP_CLUSTER_OFFSET=N it benches the cluster the script runs at that offset (ports + 10 × N).
+# 17000/17001 (holder); override the base with BENCH_PORT_BASE. Work files go to BENCH_DIR (default
+# /tmp/patroniyarp-bench). With PATRONIYARP_CLUSTER_OFFSET=N it benches the cluster the script runs at that offset
+# (ports + 10 × N).
 set -Eeuo pipefail
 trap 'echo "bench: error: unexpected failure (exit $?) at line $LINENO: $BASH_COMMAND" >&2' ERR
 PATH="$PATH:/usr/sbin:/sbin"

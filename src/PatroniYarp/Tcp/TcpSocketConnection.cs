@@ -170,5 +170,4 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
 
         System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
-
 }
