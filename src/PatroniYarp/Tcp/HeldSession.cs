@@ -22,14 +22,14 @@ internal sealed class HeldSession
 {
     private readonly HeldSessions _owner;
     private readonly string _clusterId;
-    private readonly Socket _client;
+    private readonly EventLoopSocket _client;
     private readonly CancellationToken _clientClosed;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _stopWatching = new();
     private readonly Task<bool> _watch;
     private int _released;
 
-    private HeldSession(HeldSessions owner, string clusterId, Socket client, CancellationToken clientClosed, TimeProvider time,
+    private HeldSession(HeldSessions owner, string clusterId, EventLoopSocket client, CancellationToken clientClosed, TimeProvider time,
         TimeSpan timeout)
     {
         _owner = owner;
@@ -50,7 +50,7 @@ internal sealed class HeldSession
     private bool ClientGone => _clientClosed.IsCancellationRequested || _watch.IsCompletedSuccessfully && _watch.Result;
 
     /// <summary>Holds the session when the port has a free slot, else null (the caller refuses it).</summary>
-    public static HeldSession? TryStart(HeldSessions owner, string clusterId, int maxWaiting, Socket client,
+    public static HeldSession? TryStart(HeldSessions owner, string clusterId, int maxWaiting, EventLoopSocket client,
         CancellationToken clientClosed, TimeProvider time, TimeSpan timeout) =>
         owner.TryHold(clusterId, maxWaiting) ? new HeldSession(owner, clusterId, client, clientClosed, time, timeout) : null;
 
@@ -117,8 +117,8 @@ internal sealed class HeldSession
     {
         try
         {
-            await _client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, _stopWatching.Token).ConfigureAwait(false);
-            return _client.Available == 0 && IsClosed(_client);
+            await _client.WaitReadableAsync(_stopWatching.Token).ConfigureAwait(false);
+            return _client.Socket.Available == 0 && IsClosed(_client.Socket);
         }
         catch (OperationCanceledException) when (_stopWatching.IsCancellationRequested)
         {

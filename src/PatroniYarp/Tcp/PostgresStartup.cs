@@ -88,7 +88,7 @@ internal sealed class PostgresStartup : IDisposable
     /// sent on first, so nothing is lost; a PostgreSQL client waits for the answer, so normally nothing does.
     /// </summary>
     /// <returns>The message; or null and why (null when the client just went away).</returns>
-    public static async Task<(PostgresStartup? Startup, string? Error)> ReadAsync(Socket client, TimeProvider time)
+    public static async Task<(PostgresStartup? Startup, string? Error)> ReadAsync(EventLoopSocket client, TimeProvider time)
     {
         byte[]? buffer = null;
         var filled = 0;
@@ -96,10 +96,10 @@ internal sealed class PostgresStartup : IDisposable
         try
         {
             // Wait for the first bytes without a buffer: a connection that has said nothing yet costs none.
-            if (client.Available == 0)
+            if (client.Socket.Available == 0)
             {
                 timeout = new CancellationTokenSource(ReadTimeout, time);
-                await client.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                await client.WaitReadableAsync(timeout.Token).ConfigureAwait(false);
             }
             buffer = ArrayPool<byte>.Shared.Rent(InitialBufferLength);
             while (true)
@@ -111,12 +111,12 @@ internal sealed class PostgresStartup : IDisposable
                     room = MaxMessageLength;
                 }
                 // Usually the message is already there: no timer is needed then.
-                if (client.Available == 0)
+                if (client.Socket.Available == 0)
                 {
                     timeout ??= new CancellationTokenSource(ReadTimeout, time);
                 }
-                var received = await client.ReceiveAsync(
-                    buffer.AsMemory(filled, room - filled), SocketFlags.None, timeout?.Token ?? default).ConfigureAwait(false);
+                var received = await client.ReceiveAsync(buffer.AsMemory(filled, room - filled), timeout?.Token ?? default)
+                    .ConfigureAwait(false);
                 if (received == 0)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
@@ -177,13 +177,13 @@ internal sealed class PostgresStartup : IDisposable
     /// reset before answering, or turned the session away with 57P03, 57P01 or 57P02. Null when it may.
     /// </summary>
     /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> fires (the client left).</exception>
-    public async Task<string?> SendAsync(Socket backend, CancellationToken cancellationToken)
+    public async Task<string?> SendAsync(EventLoopSocket backend, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         _replyLength = 0;
         try
         {
-            await TcpForwarder.SendMessageAsync(backend, _message!, cancellationToken).ConfigureAwait(false);
+            await backend.SendAsync(_message, cancellationToken).ConfigureAwait(false);
             if (Kind != FirstMessageKind.Startup)
             {
                 return null;
@@ -197,7 +197,7 @@ internal sealed class PostgresStartup : IDisposable
                     _reply = Grow(_reply, _replyLength, ReplyCapacity);
                 }
                 var reply = _reply.AsMemory(0, Math.Min(_reply.Length, ReplyCapacity));
-                var received = await backend.ReceiveAsync(reply[_replyLength..], SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                var received = await backend.ReceiveAsync(reply[_replyLength..], cancellationToken).ConfigureAwait(false);
                 if (received == 0)
                 {
                     // A partial reply then a close is the client's to see, as it would be without a proxy.

@@ -82,7 +82,7 @@ internal sealed partial class TcpConnectionHandler
             return;
         }
 
-        var (startup, error) = await PostgresStartup.ReadAsync(connection.Socket, _time).ConfigureAwait(false);
+        var (startup, error) = await PostgresStartup.ReadAsync(connection.Client, _time).ConfigureAwait(false);
         if (startup is null)
         {
             if (error is not null)
@@ -92,7 +92,7 @@ internal sealed partial class TcpConnectionHandler
             return;
         }
 
-        (Socket Socket, DestinationState Destination)? connected = null;
+        (EventLoopSocket Socket, DestinationState Destination)? connected = null;
         try
         {
             connected = await ConnectAsync(connection, endpoint, port, startup).ConfigureAwait(false);
@@ -131,7 +131,7 @@ internal sealed partial class TcpConnectionHandler
             }
 
             Log.SessionStarted(_logger, session.Id, endpoint.ClusterId, member, connection.RemoteEndPoint, session.Backend);
-            await TcpForwarder.ForwardAsync(connection.Socket, backend.Socket, session).ConfigureAwait(false);
+            await TcpForwarder.ForwardAsync(connection.Client, backend.Socket, session).ConfigureAwait(false);
         }
         finally
         {
@@ -152,7 +152,7 @@ internal sealed partial class TcpConnectionHandler
         }
         try
         {
-            await TcpForwarder.SendMessageAsync(connection.Socket, startup.Reply, session.Closing).ConfigureAwait(false);
+            await connection.Client.SendAsync(startup.Reply, session.Closing).ConfigureAwait(false);
             session.AddBytesOut(startup.Reply.Length);
         }
         catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
@@ -165,11 +165,11 @@ internal sealed partial class TcpConnectionHandler
     /// The backend's address; null when the backend has already reset the connection, where reading it throws (which
     /// here, before the session's try/finally, would leak the backend socket).
     /// </summary>
-    private static EndPoint? RemoteEndPointOf(Socket socket)
+    private static EndPoint? RemoteEndPointOf(EventLoopSocket socket)
     {
         try
         {
-            return socket.RemoteEndPoint;
+            return socket.Socket.RemoteEndPoint;
         }
         catch (SocketException)
         {
@@ -189,7 +189,7 @@ internal sealed partial class TcpConnectionHandler
     /// while the cluster is polled fast; max_waiting bounds how many wait.
     /// </summary>
     /// <returns>The backend and its destination.</returns>
-    private async Task<(Socket Socket, DestinationState Destination)?> ConnectAsync(TcpSocketConnection connection,
+    private async Task<(EventLoopSocket Socket, DestinationState Destination)?> ConnectAsync(TcpSocketConnection connection,
         TcpPortEndpoint endpoint, PortOptions port, PostgresStartup startup)
     {
         List<string>? failed = null;
@@ -242,7 +242,7 @@ internal sealed partial class TcpConnectionHandler
                         Log.NoBackend(_logger, endpoint.ClusterId, connection.RemoteEndPoint, reason);
                         return null;
                     }
-                    held = HeldSession.TryStart(_held, endpoint.ClusterId, port.MaxWaiting, connection.Socket,
+                    held = HeldSession.TryStart(_held, endpoint.ClusterId, port.MaxWaiting, connection.Client,
                         connection.ConnectionClosed, _time, port.LeaderWaitPeriod);
                     if (held is null)
                     {
@@ -290,8 +290,8 @@ internal sealed partial class TcpConnectionHandler
     }
 
     /// <summary>A connected backend: a session that was held first gives its slot back.</summary>
-    private async Task<(Socket Socket, DestinationState Destination)?> HandOverAsync(TcpSocketConnection connection,
-        TcpPortEndpoint endpoint, Socket socket, (DestinationState Destination, SessionCounter Counter) pick, HeldSession? held)
+    private async Task<(EventLoopSocket Socket, DestinationState Destination)?> HandOverAsync(TcpSocketConnection connection,
+        TcpPortEndpoint endpoint, EventLoopSocket socket, (DestinationState Destination, SessionCounter Counter) pick, HeldSession? held)
     {
         if (held is null)
         {
@@ -318,7 +318,7 @@ internal sealed partial class TcpConnectionHandler
     /// </summary>
     /// <returns>Null when the session may go on; else why not (empty when the client left).</returns>
     private async Task<string?> TryStartAsync(TcpSocketConnection connection, TcpPortEndpoint endpoint, ClusterState cluster,
-        (DestinationState Destination, SessionCounter Counter) pick, Socket socket, PostgresStartup startup)
+        (DestinationState Destination, SessionCounter Counter) pick, EventLoopSocket socket, PostgresStartup startup)
     {
         string? rejection;
         try
@@ -349,7 +349,7 @@ internal sealed partial class TcpConnectionHandler
 
     /// <summary>One connect attempt to a picked destination; its counter is given back unless it succeeds.</summary>
     /// <returns>The socket; or why it failed (the member is then marked unhealthy for a while); or neither when the client left.</returns>
-    private async Task<(Socket? Socket, string? Failure)> TryConnectAsync(TcpSocketConnection connection, TcpPortEndpoint endpoint,
+    private async Task<(EventLoopSocket? Socket, string? Failure)> TryConnectAsync(TcpSocketConnection connection, TcpPortEndpoint endpoint,
         PortOptions port, ClusterState cluster, (DestinationState Destination, SessionCounter Counter) pick)
     {
         var destination = pick.Destination;
@@ -360,24 +360,19 @@ internal sealed partial class TcpConnectionHandler
             return (null, $"{MemberOf(destination)}: unusable address '{address}'");
         }
 
-        var socket = target is IPEndPoint ip
-            ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
-            : new Socket(SocketType.Stream, ProtocolType.Tcp);
-        socket.NoDelay = true;
-        // The forwarder sends without waiting while the kernel takes the bytes (TcpForwarder.SendAsync).
-        socket.Blocking = false;
         var context = ResilienceContextPool.Shared.Get(connection.ConnectionClosed);
         context.Properties.Set(ConnectTimeoutKey, TimeSpan.FromSeconds(port.ConnectTimeout));
         try
         {
-            await _connectPipeline.ExecuteAsync(
-                static (ctx, state) => state.socket.ConnectAsync(state.target, ctx.CancellationToken),
-                context, (socket, target)).ConfigureAwait(false);
+            // On the client's loop: the forwarder serves both sockets of a session on one thread.
+            var socket = await _connectPipeline.ExecuteAsync(
+                static (ctx, state) => new ValueTask<EventLoopSocket>(
+                    EventLoopSocket.ConnectAsync(state.Loop, state.target, ctx.CancellationToken)),
+                context, (connection.Client.Loop, target)).ConfigureAwait(false);
             return (socket, null);
         }
         catch (Exception ex) when (ex is SocketException or TimeoutRejectedException)
         {
-            socket.Dispose();
             pick.Counter.Decrement();
             var failure = ex is SocketException se
                 ? $"{MemberOf(destination)}: {se.SocketErrorCode}"
@@ -395,13 +390,11 @@ internal sealed partial class TcpConnectionHandler
         }
         catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
         {
-            socket.Dispose();
             pick.Counter.Decrement();
             return (null, null);
         }
         catch (Exception)
         {
-            socket.Dispose();
             pick.Counter.Decrement();
             throw;
         }

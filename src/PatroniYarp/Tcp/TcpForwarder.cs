@@ -4,12 +4,13 @@ using System.Net.Sockets;
 namespace PatroniYarp.Tcp;
 
 /// <summary>
-/// Copies bytes between a client's socket and a backend's, one copy per direction: each direction waits for data with
-/// a zero-byte receive, rents a buffer only while data flows and returns it once the socket is drained, so an idle
-/// session holds no buffer and a busy one crosses the proxy with one copy and no thread-pool hop. A FIN is passed on;
-/// a failure in one direction closes the session.
+/// Copies bytes between a client's socket and a backend's on their <see cref="SocketEventLoop"/>'s thread: when one is
+/// readable, what it has is received into the loop's buffer and sent straight on. Only what the kernel does not take at
+/// once moves to a buffer of the session's own, and the readable side is then not read again until it is sent, so
+/// an idle session holds no buffer, no pending operation and no state machine. A FIN is passed on; a failure on either
+/// socket closes the session.
 /// </summary>
-internal static class TcpForwarder
+internal sealed class TcpForwarder : ISocketEventHandler
 {
     public const string ReasonClientClosed = "client closed";
     public const string ReasonBackendClosed = "backend closed";
@@ -19,142 +20,273 @@ internal static class TcpForwarder
     /// <summary>HAProxy's default bufsize is 16 KiB; a bigger buffer halves the system calls of a bulk COPY.</summary>
     internal const int BufferSize = 64 * 1024;
 
-    /// <summary>Runs until both directions have ended; never throws. The caller disposes both sockets.</summary>
-    /// <remarks>
-    /// The copy to the backend awaits the other direction when it is done, rather than a third method awaiting both:
-    /// one state machine fewer held by every open session.
-    /// </remarks>
-    public static Task ForwardAsync(Socket client, Socket backend, TcpSession session)
+    /// <summary>Full buffers read in a row before other sessions get their turn; level-triggered readiness brings it back.</summary>
+    private const int MaxReadsPerEvent = 4;
+
+    private const uint Readable = Epoll.In | Epoll.Err | Epoll.Hup;
+    private const uint Writable = Epoll.Out | Epoll.Err | Epoll.Hup;
+
+    private readonly EventLoopSocket _client;
+    private readonly EventLoopSocket _backend;
+    private readonly TcpSession _session;
+    private readonly TaskCompletionSource _done = new();
+    private Direction _up;
+    private Direction _down;
+    private bool _started;
+    private bool _finished;
+
+    private TcpForwarder(EventLoopSocket client, EventLoopSocket backend, TcpSession session)
     {
-        session.AttachSockets(client, backend);
-        return CopyAsync(client, backend, session, toBackend: true, CopyAsync(backend, client, session, toBackend: false, other: null));
+        _client = client;
+        _backend = backend;
+        _session = session;
     }
 
     /// <summary>
-    /// Sends all of <paramref name="data"/>; true when the socket's send buffer was full and it waited. On a non-blocking
-    /// socket (the TCP ports' own sockets, see <see cref="TcpSocketConnection"/>) it first sends straight
-    /// away, which nearly always takes all: no async machinery, and no event args that would keep pointing at the
-    /// (pooled) buffer after the send — a socket's cached args hold its last buffer until its next send, so every idle
-    /// session kept a dropped 16 KiB startup buffer alive after a burst (P5). After a wait, see
-    /// <see cref="ForgetBufferAsync"/>. <paramref name="tryFirst"/> false skips the first try (a congested stream).
+    /// Runs until both directions have ended or the session is closed; never fails. The caller disposes both sockets.
+    /// Both must be on the same loop.
     /// </summary>
-    internal static async ValueTask<bool> SendAsync(Socket socket, ReadOnlyMemory<byte> data, bool tryFirst,
-        CancellationToken cancellationToken)
+    public static Task ForwardAsync(EventLoopSocket client, EventLoopSocket backend, TcpSession session)
     {
-        if (tryFirst && !socket.Blocking)
+        if (client.Loop != backend.Loop)
         {
-            var sent = socket.Send(data.Span, SocketFlags.None, out var error);
-            if (error == SocketError.Success)
-            {
-                data = data[sent..];
-                if (data.IsEmpty)
-                {
-                    return false;
-                }
-            }
-            else if (error != SocketError.WouldBlock)
-            {
-                throw new SocketException((int)error);
-            }
+            throw new ArgumentException("The client's and the backend's sockets must share a loop.", nameof(backend));
         }
-        while (!data.IsEmpty)
+        var forwarder = new TcpForwarder(client, backend, session);
+        session.AttachSockets(client, backend);
+        client.Loop.Post(forwarder);
+        return forwarder._done.Task;
+    }
+
+    /// <summary>First the start; after that, one of the sockets was disposed (the session closed, or Kestrel aborted it).</summary>
+    void ISocketEventHandler.OnPosted()
+    {
+        if (_finished)
         {
-            data = data[await socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
+            return;
+        }
+        if (_started)
+        {
+            Fail(_client.IsDisposed ? ReasonClientFailed : ReasonBackendFailed);
+            return;
+        }
+        _started = true;
+        _client.Attach(this);
+        _backend.Attach(this);
+        try
+        {
+            // Whatever arrived before (a pipelining client's next message) is reported at once: readiness is level-triggered.
+            Watch();
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            Fail(_client.IsDisposed ? ReasonClientFailed : ReasonBackendFailed);
+        }
+    }
+
+    void ISocketEventHandler.OnReady(EventLoopSocket socket, uint events)
+    {
+        if (!_finished)
+        {
+            Run(socket, events);
+        }
+    }
+
+    private void Run(EventLoopSocket socket, uint events)
+    {
+        var isClient = socket == _client;
+        try
+        {
+            if ((events & Epoll.Err) != 0)
+            {
+                Fail(isClient ? ReasonClientFailed : ReasonBackendFailed);
+                return;
+            }
+            var proceed = isClient
+                ? Serve(_client, _backend, ref _up, ref _down, events, isClient)
+                : Serve(_backend, _client, ref _down, ref _up, events, isClient);
+            if (!proceed)
+            {
+                return;
+            }
+            if (_up.Ended && _down.Ended)
+            {
+                Finish();
+                return;
+            }
+            Watch();
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // Unless the session was closed (and so its sockets), the socket at hand failed.
+            Fail(isClient ? ReasonClientFailed : ReasonBackendFailed);
+        }
+    }
+
+    /// <summary>Each socket is read while its direction flows and nothing of it waits, written to while something waits for it.</summary>
+    private void Watch()
+    {
+        _client.SetInterest((_up.Pending is null && !_up.Ended ? Epoll.In : 0) | (_down.Pending is null ? 0 : Epoll.Out));
+        _backend.SetInterest((_down.Pending is null && !_down.Ended ? Epoll.In : 0) | (_up.Pending is null ? 0 : Epoll.Out));
+    }
+
+    /// <summary>
+    /// Sends what waits for <paramref name="socket"/>, then passes on what it has to <paramref name="other"/>;
+    /// false when that ended the session.
+    /// </summary>
+    private bool Serve(EventLoopSocket socket, EventLoopSocket other, ref Direction reading, ref Direction writing, uint events,
+        bool isClient)
+    {
+        if (writing.Pending is not null && (events & Writable) != 0 && !Flush(socket, ref writing, isClient))
+        {
+            return false;
+        }
+        if (reading.Pending is null && !reading.Ended && (events & Readable) != 0)
+        {
+            return Pump(socket, other, ref reading, isClient);
         }
         return true;
     }
 
-    /// <summary>
-    /// After a send that waited, the socket's cached event args point at its buffer until the next send: an empty send
-    /// (nothing on the wire, done at once) makes them let go, so a session going idle keeps no buffer alive.
-    /// </summary>
-    internal static async ValueTask ForgetBufferAsync(Socket socket) =>
-        await socket.SendAsync(ReadOnlyMemory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
-
-    /// <summary>A whole message (the startup, the backend's first reply): sent, and the buffer forgotten if it waited.</summary>
-    internal static async ValueTask SendMessageAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    /// <returns>False when the session failed.</returns>
+    private bool Pump(EventLoopSocket from, EventLoopSocket to, ref Direction direction, bool fromClient)
     {
-        if (await SendAsync(socket, data, tryFirst: true, cancellationToken).ConfigureAwait(false))
+        var buffer = from.Loop.Buffer;
+        for (var reads = 0; reads < MaxReadsPerEvent; reads++)
         {
-            await ForgetBufferAsync(socket).ConfigureAwait(false);
+            var received = from.Socket.Receive(buffer, SocketFlags.None, out var error);
+            if (error == SocketError.WouldBlock)
+            {
+                return true;
+            }
+            if (error != SocketError.Success)
+            {
+                return Fail(fromClient ? ReasonClientFailed : ReasonBackendFailed);
+            }
+            if (received == 0)
+            {
+                _session.NoteEnd(fromClient ? ReasonClientClosed : ReasonBackendClosed);
+                direction.Ended = true;
+                try
+                {
+                    to.Socket.Shutdown(SocketShutdown.Send);
+                }
+                catch (SocketException)
+                {
+                    return Fail(fromClient ? ReasonBackendFailed : ReasonClientFailed);
+                }
+                return true;
+            }
+            if (fromClient)
+            {
+                _session.AddBytesIn(received);
+            }
+            else
+            {
+                _session.AddBytesOut(received);
+            }
+
+            var sent = to.Socket.Send(buffer.AsSpan(0, received), SocketFlags.None, out error);
+            if (error == SocketError.WouldBlock)
+            {
+                sent = 0;
+            }
+            else if (error != SocketError.Success)
+            {
+                return Fail(fromClient ? ReasonBackendFailed : ReasonClientFailed);
+            }
+            if (sent < received)
+            {
+                // The receiver is slower: keep the rest and stop reading this side until it is sent.
+                direction.Pending = ArrayPool<byte>.Shared.Rent(BufferSize);
+                buffer.AsSpan(sent, received - sent).CopyTo(direction.Pending);
+                direction.Offset = 0;
+                direction.Count = received - sent;
+                return true;
+            }
+            if (received < buffer.Length)
+            {
+                return true;
+            }
         }
+        return true;
     }
 
-    /// <summary>One direction; then, when <paramref name="other"/> is given, waits for that direction to end too.</summary>
-    /// <remarks>
-    /// Its socket calls take no cancellation token: each would leave a callback registered with the session for as long
-    /// as it lives. Closing the session closes both sockets instead (<see cref="TcpSession.AttachSockets"/>), which
-    /// ends a pending call with an error that is then no failure.
-    /// </remarks>
-    private static async Task CopyAsync(Socket from, Socket to, TcpSession session, bool toBackend, Task? other)
+    /// <returns>False when the session failed.</returns>
+    private bool Flush(EventLoopSocket to, ref Direction direction, bool toClient)
     {
-        byte[]? buffer = null;
-        var receiving = true;
-        // The last send had to wait: send asynchronously right away until the stream goes idle.
-        var congested = false;
+        var sent = to.Socket.Send(direction.Pending.AsSpan(direction.Offset, direction.Count), SocketFlags.None, out var error);
+        if (error == SocketError.WouldBlock)
+        {
+            return true;
+        }
+        if (error != SocketError.Success)
+        {
+            return Fail(toClient ? ReasonClientFailed : ReasonBackendFailed);
+        }
+        direction.Offset += sent;
+        direction.Count -= sent;
+        if (direction.Count == 0)
+        {
+            direction.Release();
+        }
+        return true;
+    }
+
+    /// <returns>False, for the caller to return.</returns>
+    private bool Fail(string reason)
+    {
+        // The proxy (or an abort) may have closed the session first: its reason stands.
+        if (!_session.Closing.IsCancellationRequested)
+        {
+            _session.Close(reason);
+        }
+        Finish();
+        return false;
+    }
+
+    private void Finish()
+    {
+        if (_finished)
+        {
+            return;
+        }
+        _finished = true;
+        _up.Release();
+        _down.Release();
+        // A socket that stays open until its owner disposes it must not keep reporting its end.
+        StopWatching(_client);
+        StopWatching(_backend);
+        _done.TrySetResult();
+    }
+
+    private static void StopWatching(EventLoopSocket socket)
+    {
         try
         {
-            while (true)
-            {
-                receiving = true;
-                if (buffer is null)
-                {
-                    // Wait for data without holding a buffer: idle sessions cost no memory.
-                    await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
-                    buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-                }
-
-                var received = await from.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
-                if (received == 0)
-                {
-                    session.NoteEnd(toBackend ? ReasonClientClosed : ReasonBackendClosed);
-                    receiving = false;
-                    to.Shutdown(SocketShutdown.Send);
-                    break;
-                }
-
-                receiving = false;
-                congested = await SendAsync(to, buffer.AsMemory(0, received), !congested, CancellationToken.None).ConfigureAwait(false);
-                if (toBackend)
-                {
-                    session.AddBytesIn(received);
-                }
-                else
-                {
-                    session.AddBytesOut(received);
-                }
-
-                // A full buffer means more is probably waiting: keep it and skip the zero-byte wait on a busy stream.
-                if (received < buffer.Length)
-                {
-                    if (congested)
-                    {
-                        await ForgetBufferAsync(to).ConfigureAwait(false);
-                        congested = false;
-                    }
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = null;
-                }
-            }
+            socket.SetInterest(0);
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
-            // Unless the proxy or the other direction's failure closed the session (and so the sockets).
-            if (!session.Closing.IsCancellationRequested)
-            {
-                session.Close(receiving == toBackend ? ReasonClientFailed : ReasonBackendFailed);
-            }
+            // Closed already: epoll forgot it with its descriptor.
         }
-        finally
+    }
+
+    /// <summary>One direction of the copy: its end seen, and what its receiver has not taken yet.</summary>
+    private struct Direction
+    {
+        public byte[]? Pending;
+        public int Offset;
+        public int Count;
+        public bool Ended;
+
+        public void Release()
         {
-            if (buffer is not null)
+            if (Pending is not null)
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                ArrayPool<byte>.Shared.Return(Pending);
+                Pending = null;
             }
-        }
-        if (other is not null)
-        {
-            await other.ConfigureAwait(false);
         }
     }
 }

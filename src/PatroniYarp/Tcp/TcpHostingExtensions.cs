@@ -49,6 +49,7 @@ internal static class TcpHostingExtensions
         services.TryAddSingleton<SessionRegistry>();
         services.AddProxyMetrics();
         services.TryAddSingleton<TcpLoadBalancer>();
+        services.TryAddSingleton<SocketEventLoops>();
         services.TryAddSingleton<TcpConnectionHandler>();
         services.TryAddSingleton<TcpEndpointManager>();
         // Kestrel tries the transport registered last first; this one takes only the TCP ports' endpoints.

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 
 namespace PatroniYarp.Tcp;
 
@@ -10,8 +9,8 @@ internal sealed class TcpSession : IDisposable
     private long _bytesIn;
     private long _bytesOut;
     private string? _endReason;
-    private Socket? _client;
-    private Socket? _backend;
+    private EventLoopSocket? _client;
+    private EventLoopSocket? _backend;
 
     public TcpSession(long id, TcpPortEndpoint endpoint, string destinationId, string member, EndPoint? client, EndPoint? backend,
         DateTimeOffset startedAt)
@@ -78,10 +77,10 @@ internal sealed class TcpSession : IDisposable
     }
 
     /// <summary>
-    /// The sockets a socket-to-socket copy waits on without a cancellation token (a token would keep a callback
-    /// registered per wait for the life of an idle session): <see cref="Close"/> closes them instead.
+    /// The sockets the forwarder copies between, on their loop's thread: <see cref="Close"/> closes them, which tells
+    /// the forwarder (see <see cref="EventLoopSocket.Dispose"/>).
     /// </summary>
-    public void AttachSockets(Socket client, Socket backend)
+    public void AttachSockets(EventLoopSocket client, EventLoopSocket backend)
     {
         Volatile.Write(ref _client, client);
         Volatile.Write(ref _backend, backend);

@@ -18,18 +18,19 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
 
     private readonly CancellationTokenSource _closed = new();
 
-    public TcpSocketConnection(Socket socket, string connectionId)
+    public TcpSocketConnection(EventLoopSocket client, string connectionId)
     {
-        Socket = socket;
-        // Never blocking: the forwarder sends without waiting while the kernel takes the bytes (TcpForwarder.SendAsync).
-        socket.Blocking = false;
+        Client = client;
         ConnectionId = connectionId;
-        RemoteEndPoint = socket.RemoteEndPoint;
+        RemoteEndPoint = client.Socket.RemoteEndPoint;
         ConnectionClosed = _closed.Token;
         Features.Set<IConnectionSocketFeature>(this);
     }
 
-    public Socket Socket { get; }
+    /// <summary>The client's socket, served by a TCP loop (see <see cref="SocketEventLoop"/>).</summary>
+    public EventLoopSocket Client { get; }
+
+    public Socket Socket => Client.Socket;
 
     public override string ConnectionId { get; set; }
 
@@ -42,7 +43,7 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
             {
                 try
                 {
-                    field = Socket.LocalEndPoint;
+                    field = Client.Socket.LocalEndPoint;
                 }
                 catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
                 {
@@ -72,13 +73,13 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
     /// <summary>Kestrel aborts connections still open when it stops: closing the socket ends the copy that uses it.</summary>
     public override void Abort(ConnectionAbortedException abortReason)
     {
-        Socket.Dispose();
+        Client.Dispose();
         Cancel();
     }
 
     public override ValueTask DisposeAsync()
     {
-        Socket.Dispose();
+        Client.Dispose();
         Cancel();
         _closed.Dispose();
         return ValueTask.CompletedTask;

@@ -11,7 +11,8 @@ namespace PatroniYarp.Tcp;
 /// hands them over as <see cref="TcpSocketConnection"/>s without reading them, so the forwarder can copy socket to
 /// socket. Kestrel still owns binding, reloads, the connection middleware pipeline and shutdown.
 /// </summary>
-internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOptions<SocketTransportOptions> options)
+internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOptions<SocketTransportOptions> options,
+    SocketEventLoops loops)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint ip && endpoints.IsTcpPort(ip.Port);
@@ -40,10 +41,10 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
             socket.Dispose();
             throw;
         }
-        return ValueTask.FromResult<IConnectionListener>(new Listener(socket));
+        return ValueTask.FromResult<IConnectionListener>(new Listener(socket, loops));
     }
 
-    private sealed class Listener(Socket socket) : IConnectionListener
+    private sealed class Listener(Socket socket, SocketEventLoops loops) : IConnectionListener
     {
         private long _accepted;
 
@@ -57,7 +58,8 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                 {
                     var accepted = await socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
                     accepted.NoDelay = true;
-                    return new TcpSocketConnection(accepted, $"{EndPoint}#{Interlocked.Increment(ref _accepted)}");
+                    return new TcpSocketConnection(new EventLoopSocket(loops.Next(), accepted),
+                        $"{EndPoint}#{Interlocked.Increment(ref _accepted)}");
                 }
                 catch (Exception ex) when (ex is ObjectDisposedException or OperationCanceledException
                     || ex is SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted })

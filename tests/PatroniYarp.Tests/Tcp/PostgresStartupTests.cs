@@ -105,13 +105,14 @@ public class PostgresStartupSocketTests
         var message = StartupWithOption(length);
         var (client, proxy) = await ConnectedPairAsync();
         var (backendPeer, backend) = await ConnectedPairAsync();
+        using var loop = TcpTestSupport.NewLoop();
         using (client)
         using (proxy)
         using (backendPeer)
         using (backend)
         {
             await client.SendAsync(message.AsMemory(0, 100));
-            var read = PostgresStartup.ReadAsync(proxy, TimeProvider.System);
+            var read = PostgresStartup.ReadAsync(new EventLoopSocket(loop, proxy), TimeProvider.System);
             await client.SendAsync(message.AsMemory(100));
             var (startup, error) = await read;
 
@@ -119,8 +120,7 @@ public class PostgresStartupSocketTests
             using (startup)
             {
                 Assert.Equal((FirstMessageKind.Startup, length), (startup!.Kind, startup.Length));
-                backend.Blocking = false;
-                var send = startup.SendAsync(backend, CancellationToken.None);
+                var send = startup.SendAsync(new EventLoopSocket(loop, backend), CancellationToken.None);
                 var received = new byte[length];
                 var filled = 0;
                 while (filled < length)
@@ -141,17 +141,18 @@ public class PostgresStartupSocketTests
         var message = StartupWithOption(100);
         var (client, proxy) = await ConnectedPairAsync();
         var (backendPeer, backend) = await ConnectedPairAsync();
+        using var loop = TcpTestSupport.NewLoop();
         using (client)
         using (proxy)
         using (backendPeer)
         using (backend)
         {
             await client.SendAsync(message);
-            var (startup, _) = await PostgresStartup.ReadAsync(proxy, TimeProvider.System);
+            var (startup, _) = await PostgresStartup.ReadAsync(new EventLoopSocket(loop, proxy), TimeProvider.System);
             using (startup)
             {
                 var error = TcpProxyEndToEndTests.FakePostgres.Error("57P03", new string('m', PostgresStartup.InitialReplyLength));
-                var send = startup!.SendAsync(backend, CancellationToken.None);
+                var send = startup!.SendAsync(new EventLoopSocket(loop, backend), CancellationToken.None);
                 // In two parts, as a backend may send it: the proxy reads on past its first reply buffer.
                 await backendPeer.SendAsync(error.AsMemory(0, 300));
                 await backendPeer.SendAsync(error.AsMemory(300));

@@ -8,6 +8,7 @@ namespace PatroniYarp.Tests.Tcp;
 public class TcpForwarderTests : IAsyncLifetime
 {
     private readonly SessionRegistry _registry = new(TimeProvider.System);
+    private readonly SocketEventLoop _loop = TcpTestSupport.NewLoop();
     private Socket _client = null!;
     private Socket _proxyClientSide = null!;
     private Socket _proxyBackendSide = null!;
@@ -28,10 +29,12 @@ public class TcpForwarderTests : IAsyncLifetime
             socket.Dispose();
         }
         _session.Dispose();
+        _loop.Dispose();
         return Task.CompletedTask;
     }
 
-    private Task Forward() => TcpForwarder.ForwardAsync(_proxyClientSide, _proxyBackendSide, _session);
+    private Task Forward() =>
+        TcpForwarder.ForwardAsync(new EventLoopSocket(_loop, _proxyClientSide), new EventLoopSocket(_loop, _proxyBackendSide), _session);
 
     private static async Task<string> ReceiveAsync(Socket socket, int length)
     {
@@ -149,5 +152,44 @@ public class TcpForwarderTests : IAsyncLifetime
 
         await forwarding.WaitAsync(TcpTestSupport.Timeout);
         Assert.Equal(SessionRegistry.ReasonMemberNotEligible, _session.EndReason);
+    }
+
+    [Fact]
+    public async Task ForwardAsync_ReceiverSlowerThanSender_EveryByteArrivesInOrder()
+    {
+        var forwarding = Forward();
+        var data = new byte[8 * 1024 * 1024];
+        new Random(5).NextBytes(data);
+
+        // The backend reads nothing until the client has sent it all: the proxy must keep what the kernel does not take.
+        var sending = _client.SendAsync(data, SocketFlags.None);
+        var received = new byte[data.Length];
+        var filled = 0;
+        while (filled < data.Length)
+        {
+            var n = await _backend.ReceiveAsync(received.AsMemory(filled), SocketFlags.None).AsTask().WaitAsync(TcpTestSupport.Timeout);
+            Assert.NotEqual(0, n);
+            filled += n;
+        }
+        await sending.WaitAsync(TcpTestSupport.Timeout);
+
+        Assert.Equal(data, received);
+        Assert.Equal(data.Length, _session.BytesIn);
+        _session.Close("test over");
+        await forwarding.WaitAsync(TcpTestSupport.Timeout);
+    }
+
+    [Fact]
+    public async Task ForwardAsync_KestrelAbortsTheClient_SessionEnds()
+    {
+        var client = new EventLoopSocket(_loop, _proxyClientSide);
+        var forwarding = TcpForwarder.ForwardAsync(client, new EventLoopSocket(_loop, _proxyBackendSide), _session);
+
+        // What TcpSocketConnection.Abort does when Kestrel stops with the session still open.
+        client.Dispose();
+
+        await forwarding.WaitAsync(TcpTestSupport.Timeout);
+        Assert.Equal(TcpForwarder.ReasonClientFailed, _session.EndReason);
+        Assert.True(await ClosedAsync(_backend));
     }
 }

@@ -38,6 +38,9 @@ internal static class TcpTestSupport
 
     public static Task PollUntilAsync(Func<bool> condition, string what) => PollUntilAsync(() => Task.FromResult(condition()), what);
 
+    /// <summary>A TCP loop of its own for a test, as the proxy's sockets have (see <see cref="SocketEventLoop"/>).</summary>
+    public static SocketEventLoop NewLoop() => new("test loop", Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
     /// <summary>A connected pair of loopback sockets: (proxy side, backend side).</summary>
     public static async Task<(Socket Proxy, Socket Backend)> SocketPairAsync()
     {

@@ -1,0 +1,265 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Tasks.Sources;
+
+namespace PatroniYarp.Tcp;
+
+/// <summary>
+/// A non-blocking socket of a TCP port, served by a <see cref="SocketEventLoop"/> instead of .NET's socket engine (which
+/// never sees it: only synchronous calls are made on it, each returning WouldBlock rather than waiting). Until a
+/// forwarder takes it (<see cref="Attach"/>), its owner awaits readiness one wait at a time; the continuation runs on the
+/// loop's thread, as .NET's inline socket completions did.
+/// </summary>
+internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
+{
+    private readonly SafeSocketHandle _handle;
+    private ManualResetValueTaskSourceCore<bool> _wait;
+    private CancellationTokenRegistration _cancellation;
+    private ISocketEventHandler? _handler;
+    private uint _interest;
+    private bool _registered;
+    private int _waiting;
+    private int _disposed;
+
+    public EventLoopSocket(SocketEventLoop loop, Socket socket)
+    {
+        Loop = loop;
+        Socket = socket;
+        socket.Blocking = false;
+        _handle = socket.SafeHandle;
+        Token = loop.Register(this);
+    }
+
+    public SocketEventLoop Loop { get; }
+
+    public Socket Socket { get; }
+
+    /// <summary>The loop's slot and its generation: what epoll hands back for this socket.</summary>
+    public ulong Token { get; }
+
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
+
+    /// <summary>
+    /// Connects a new socket on <paramref name="loop"/> (a host name's addresses in turn); the connect itself never
+    /// blocks, so a member that does not answer costs no thread.
+    /// </summary>
+    public static async Task<EventLoopSocket> ConnectAsync(SocketEventLoop loop, EndPoint target, CancellationToken cancellationToken)
+    {
+        if (target is not DnsEndPoint dns)
+        {
+            return await ConnectOnceAsync(loop, target, cancellationToken).ConfigureAwait(false);
+        }
+        SocketException? last = null;
+        foreach (var address in await Dns.GetHostAddressesAsync(dns.Host, cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                return await ConnectOnceAsync(loop, new IPEndPoint(address, dns.Port), cancellationToken).ConfigureAwait(false);
+            }
+            catch (SocketException ex)
+            {
+                last = ex;
+            }
+        }
+        throw last ?? new SocketException((int)SocketError.HostNotFound);
+    }
+
+    private static async Task<EventLoopSocket> ConnectOnceAsync(SocketEventLoop loop, EndPoint target, CancellationToken cancellationToken)
+    {
+        var connecting = new EventLoopSocket(loop, new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true });
+        try
+        {
+            try
+            {
+                connecting.Socket.Connect(target);
+                return connecting;
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+            {
+                // Under way: writable once it is done either way.
+            }
+            await connecting.WaitAsync(Epoll.Out, cancellationToken).ConfigureAwait(false);
+            var error = (SocketError)(int)connecting.Socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+            return error == SocketError.Success ? connecting : throw new SocketException((int)error);
+        }
+        catch
+        {
+            connecting.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Receives what is there, waiting for readiness first when nothing is; 0 at the peer's end.</summary>
+    public async ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var received = Socket.Receive(buffer.Span, SocketFlags.None, out var error);
+            if (error == SocketError.Success)
+            {
+                return received;
+            }
+            if (error != SocketError.WouldBlock)
+            {
+                throw new SocketException((int)error);
+            }
+            await WaitAsync(Epoll.In, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Sends all of <paramref name="data"/>, waiting whenever the kernel's buffer is full.</summary>
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var sent = Socket.Send(data.Span, SocketFlags.None, out var error);
+            if (error == SocketError.Success)
+            {
+                data = data[sent..];
+                if (data.IsEmpty)
+                {
+                    return;
+                }
+            }
+            else if (error != SocketError.WouldBlock)
+            {
+                throw new SocketException((int)error);
+            }
+            await WaitAsync(Epoll.Out, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Waits until the socket is readable (data, its end or an error), taking nothing from it.</summary>
+    public ValueTask WaitReadableAsync(CancellationToken cancellationToken) => WaitAsync(Epoll.In, cancellationToken);
+
+    /// <summary>
+    /// One wait for <paramref name="events"/> (or an error or hang-up), armed once: it ends on readiness, on
+    /// <paramref name="cancellationToken"/> (<see cref="OperationCanceledException"/>) or when the socket is disposed
+    /// (<see cref="ObjectDisposedException"/>).
+    /// </summary>
+    private ValueTask WaitAsync(uint events, CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _waiting, 1) != 0)
+        {
+            throw new InvalidOperationException("A socket of the TCP loop waits for one thing at a time.");
+        }
+        _wait.Reset();
+        var version = _wait.Version;
+        if (IsDisposed)
+        {
+            Complete(new ObjectDisposedException(nameof(EventLoopSocket)));
+        }
+        else
+        {
+            if (cancellationToken.CanBeCanceled)
+            {
+                _cancellation = cancellationToken.UnsafeRegister(
+                    static (state, token) => ((EventLoopSocket)state!).Complete(new OperationCanceledException(token)), this);
+            }
+            try
+            {
+                SetInterest(events | Epoll.OneShot);
+            }
+            catch (Exception ex)
+            {
+                Complete(ex);
+            }
+        }
+        return new ValueTask(this, version);
+    }
+
+    private void Complete(Exception? error)
+    {
+        if (Interlocked.Exchange(ref _waiting, 0) == 0)
+        {
+            return;
+        }
+        if (error is null)
+        {
+            _wait.SetResult(true);
+        }
+        else
+        {
+            _wait.SetException(error);
+        }
+    }
+
+    /// <summary>From now on readiness goes to <paramref name="handler"/>, on the loop's thread.</summary>
+    public void Attach(ISocketEventHandler handler) => _handler = handler;
+
+    /// <summary>
+    /// What epoll reports for this socket from now on, level-triggered (or once, with <see cref="Epoll.OneShot"/>);
+    /// 0 takes it out of the set, so a socket nobody waits on reports nothing, not even a hang-up.
+    /// </summary>
+    public void SetInterest(uint events)
+    {
+        if (events == _interest && (events & Epoll.OneShot) == 0)
+        {
+            return;
+        }
+        var added = false;
+        try
+        {
+            // Keeps the descriptor from being closed, and its number reused, while epoll is told about it.
+            _handle.DangerousAddRef(ref added);
+            var error = Epoll.Control(Loop.Descriptor, (int)_handle.DangerousGetHandle(), events, Token, _registered);
+            if (error != 0)
+            {
+                throw new SocketException((int)(error is 12 or 28 ? SocketError.NoBufferSpaceAvailable : SocketError.SocketError));
+            }
+            _registered = events != 0;
+            _interest = events;
+        }
+        finally
+        {
+            if (added)
+            {
+                _handle.DangerousRelease();
+            }
+        }
+    }
+
+    internal void OnEvents(uint events)
+    {
+        if (_handler is { } handler)
+        {
+            handler.OnReady(this, events);
+        }
+        else
+        {
+            Complete(null);
+        }
+    }
+
+    /// <summary>
+    /// Closes the socket (epoll forgets it with its descriptor), ends a wait, and tells a forwarder on its loop's thread.
+    /// Safe from any thread, and more than once.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        Loop.Unregister(Token);
+        Socket.Dispose();
+        Complete(new ObjectDisposedException(nameof(EventLoopSocket)));
+        if (_handler is { } handler)
+        {
+            Loop.Post(handler);
+        }
+    }
+
+    void IValueTaskSource.GetResult(short token)
+    {
+        // Waits for a cancellation callback under way, so a late one cannot end the next wait.
+        _cancellation.Dispose();
+        _cancellation = default;
+        _wait.GetResult(token);
+    }
+
+    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _wait.GetStatus(token);
+
+    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token,
+        ValueTaskSourceOnCompletedFlags flags) => _wait.OnCompleted(continuation, state, token, flags);
+}

@@ -1,0 +1,91 @@
+using System.Net;
+using System.Net.Sockets;
+using PatroniYarp.Tcp;
+
+namespace PatroniYarp.Tests.Tcp;
+
+/// <summary>A socket served by the TCP loop: connects, waits and their ends.</summary>
+public sealed class EventLoopSocketTests : IDisposable
+{
+    private readonly SocketEventLoop _loop = TcpTestSupport.NewLoop();
+
+    public void Dispose() => _loop.Dispose();
+
+    [Fact]
+    public async Task ConnectAsync_NothingListens_ConnectionRefused()
+    {
+        var port = TcpTestSupport.FreePort();
+
+        var ex = await Assert.ThrowsAsync<SocketException>(
+            () => EventLoopSocket.ConnectAsync(_loop, new IPEndPoint(IPAddress.Loopback, port), CancellationToken.None));
+
+        Assert.Equal(SocketError.ConnectionRefused, ex.SocketErrorCode);
+    }
+
+    [Fact]
+    public async Task ConnectAsync_HostName_ConnectsToItsAddress()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var accept = listener.AcceptSocketAsync();
+
+        using var socket = await EventLoopSocket.ConnectAsync(_loop,
+            new DnsEndPoint("localhost", ((IPEndPoint)listener.LocalEndpoint).Port), CancellationToken.None);
+        using var accepted = await accept.WaitAsync(TcpTestSupport.Timeout);
+
+        await socket.SendAsync("ping"u8.ToArray(), CancellationToken.None);
+        var buffer = new byte[4];
+        Assert.Equal(4, await accepted.ReceiveAsync(buffer, SocketFlags.None));
+        Assert.Equal("ping"u8.ToArray(), buffer);
+    }
+
+    [Fact]
+    public async Task ReceiveAsync_DataComesLater_WaitsAndReceivesIt()
+    {
+        var (proxy, peer) = await TcpTestSupport.SocketPairAsync();
+        using var socket = new EventLoopSocket(_loop, proxy);
+        using (peer)
+        {
+            var buffer = new byte[16];
+            var receive = socket.ReceiveAsync(buffer, CancellationToken.None).AsTask();
+            Assert.False(receive.IsCompleted);
+
+            await peer.SendAsync("late"u8.ToArray(), SocketFlags.None);
+
+            Assert.Equal(4, await receive.WaitAsync(TcpTestSupport.Timeout));
+        }
+    }
+
+    [Fact]
+    public async Task WaitReadableAsync_Cancelled_OperationCanceledAndTheNextWaitWorks()
+    {
+        var (proxy, peer) = await TcpTestSupport.SocketPairAsync();
+        using var socket = new EventLoopSocket(_loop, proxy);
+        using (peer)
+        {
+            using var cancel = new CancellationTokenSource();
+            var wait = socket.WaitReadableAsync(cancel.Token).AsTask();
+            await cancel.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wait.WaitAsync(TcpTestSupport.Timeout));
+
+            var next = socket.WaitReadableAsync(CancellationToken.None).AsTask();
+            await peer.SendAsync("x"u8.ToArray(), SocketFlags.None);
+            await next.WaitAsync(TcpTestSupport.Timeout);
+        }
+    }
+
+    [Fact]
+    public async Task WaitReadableAsync_SocketDisposed_ObjectDisposed()
+    {
+        var (proxy, peer) = await TcpTestSupport.SocketPairAsync();
+        var socket = new EventLoopSocket(_loop, proxy);
+        using (peer)
+        {
+            var wait = socket.WaitReadableAsync(CancellationToken.None).AsTask();
+
+            socket.Dispose();
+
+            await Assert.ThrowsAsync<ObjectDisposedException>(() => wait.WaitAsync(TcpTestSupport.Timeout));
+        }
+    }
+}
