@@ -244,7 +244,7 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
         Loop.Unregister(Token);
         Socket.Dispose();
         Complete(new ObjectDisposedException(nameof(EventLoopSocket)));
-        if (_handler is { } handler)
+        if (_handler is { } handler && !handler.IsFinished)
         {
             Loop.Post(handler);
         }

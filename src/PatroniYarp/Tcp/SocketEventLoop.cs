@@ -5,6 +5,9 @@ namespace PatroniYarp.Tcp;
 /// <summary>Told of its socket's readiness on the loop's thread, and of work posted to it (<see cref="SocketEventLoop.Post"/>).</summary>
 internal interface ISocketEventHandler
 {
+    /// <summary>Done with its sockets: their disposal need not be posted (read from any thread; a stale false only posts once more).</summary>
+    bool IsFinished { get; }
+
     void OnReady(EventLoopSocket socket, uint events);
 
     void OnPosted();
@@ -69,9 +72,17 @@ internal sealed unsafe partial class SocketEventLoop : IDisposable
 
     public bool IsLoopThread => Environment.CurrentManagedThreadId == _thread.ManagedThreadId;
 
-    /// <summary>Runs <paramref name="handler"/>'s <see cref="ISocketEventHandler.OnPosted"/> on the loop's thread soon.</summary>
+    /// <summary>
+    /// Runs <paramref name="handler"/>'s <see cref="ISocketEventHandler.OnPosted"/> on the loop's thread: at once when
+    /// called there (a session's start usually is: its backend's reply was awaited on the loop), else soon.
+    /// </summary>
     public void Post(ISocketEventHandler handler)
     {
+        if (IsLoopThread)
+        {
+            handler.OnPosted();
+            return;
+        }
         _posted.Enqueue(handler);
         if (Interlocked.Exchange(ref _wakePending, 1) == 0)
         {

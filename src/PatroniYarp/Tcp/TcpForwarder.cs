@@ -33,7 +33,7 @@ internal sealed class TcpForwarder : ISocketEventHandler
     private Direction _up;
     private Direction _down;
     private bool _started;
-    private bool _finished;
+    private volatile bool _finished;
 
     private TcpForwarder(EventLoopSocket client, EventLoopSocket backend, TcpSession session)
     {
@@ -43,8 +43,8 @@ internal sealed class TcpForwarder : ISocketEventHandler
     }
 
     /// <summary>
-    /// Runs until both directions have ended or the session is closed; never fails. The caller disposes both sockets.
-    /// Both must be on the same loop.
+    /// Runs until both directions have ended or the session is closed, then closes both sockets; never fails. Both must
+    /// be on the same loop.
     /// </summary>
     public static Task ForwardAsync(EventLoopSocket client, EventLoopSocket backend, TcpSession session)
     {
@@ -57,6 +57,8 @@ internal sealed class TcpForwarder : ISocketEventHandler
         client.Loop.Post(forwarder);
         return forwarder._done.Task;
     }
+
+    public bool IsFinished => _finished;
 
     /// <summary>First the start; after that, one of the sockets was disposed (the session closed, or Kestrel aborted it).</summary>
     void ISocketEventHandler.OnPosted()
@@ -254,22 +256,11 @@ internal sealed class TcpForwarder : ISocketEventHandler
         _finished = true;
         _up.Release();
         _down.Release();
-        // A socket that stays open until its owner disposes it must not keep reporting its end.
-        StopWatching(_client);
-        StopWatching(_backend);
+        // Closed here rather than taken out of epoll first (two calls fewer per session): a socket whose both directions
+        // ended would keep reporting its hang-up until its owner disposed it.
+        _client.Dispose();
+        _backend.Dispose();
         _done.TrySetResult();
-    }
-
-    private static void StopWatching(EventLoopSocket socket)
-    {
-        try
-        {
-            socket.SetInterest(0);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            // Closed already: epoll forgot it with its descriptor.
-        }
     }
 
     /// <summary>One direction of the copy: its end seen, and what its receiver has not taken yet.</summary>

@@ -41,14 +41,15 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
             socket.Dispose();
             throw;
         }
-        return ValueTask.FromResult<IConnectionListener>(new Listener(socket, loops));
+        // Accepted on a TCP loop too: .NET's socket engine then has no part in a TCP port's connections at all.
+        return ValueTask.FromResult<IConnectionListener>(new Listener(new EventLoopSocket(loops.Next(), socket), loops));
     }
 
-    private sealed class Listener(Socket socket, SocketEventLoops loops) : IConnectionListener
+    private sealed class Listener(EventLoopSocket socket, SocketEventLoops loops) : IConnectionListener
     {
         private long _accepted;
 
-        public EndPoint EndPoint { get; } = socket.LocalEndPoint!;
+        public EndPoint EndPoint { get; } = socket.Socket.LocalEndPoint!;
 
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
@@ -56,7 +57,8 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
             {
                 try
                 {
-                    var accepted = await socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
+                    await socket.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
+                    var accepted = socket.Socket.Accept();
                     accepted.NoDelay = true;
                     return new TcpSocketConnection(new EventLoopSocket(loops.Next(), accepted),
                         $"{EndPoint}#{Interlocked.Increment(ref _accepted)}");
@@ -69,7 +71,7 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                 }
                 catch (SocketException)
                 {
-                    // The client gave up before we accepted it; take the next one.
+                    // The client gave up before we accepted it (or it was a spurious wake-up): take the next one.
                 }
             }
         }
