@@ -39,16 +39,20 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
 
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
+    /// <summary>The address a backend socket was connected to (<see cref="ConnectAsync"/>); .NET's socket does not know it.</summary>
+    public IPEndPoint? RemoteEndPoint { get; private init; }
+
     /// <summary>
     /// Connects a new socket on <paramref name="loop"/> (a host name's addresses in turn); the connect itself never
     /// blocks, so a member that does not answer costs no thread.
     /// </summary>
     public static async Task<EventLoopSocket> ConnectAsync(SocketEventLoop loop, EndPoint target, CancellationToken cancellationToken)
     {
-        if (target is not DnsEndPoint dns)
+        if (target is IPEndPoint ip)
         {
-            return await ConnectOnceAsync(loop, target, cancellationToken).ConfigureAwait(false);
+            return await ConnectOnceAsync(loop, ip, cancellationToken).ConfigureAwait(false);
         }
+        var dns = (DnsEndPoint)target;
         SocketException? last = null;
         foreach (var address in await Dns.GetHostAddressesAsync(dns.Host, cancellationToken).ConfigureAwait(false))
         {
@@ -64,22 +68,21 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
         throw last ?? new SocketException((int)SocketError.HostNotFound);
     }
 
-    private static async Task<EventLoopSocket> ConnectOnceAsync(SocketEventLoop loop, EndPoint target, CancellationToken cancellationToken)
+    private static async Task<EventLoopSocket> ConnectOnceAsync(SocketEventLoop loop, IPEndPoint target, CancellationToken cancellationToken)
     {
-        var connecting = new EventLoopSocket(loop, new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true });
+        var connecting = new EventLoopSocket(loop, new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true })
+        {
+            RemoteEndPoint = target,
+        };
         try
         {
-            try
-            {
-                connecting.Socket.Connect(target);
-                return connecting;
-            }
-            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+            var error = Epoll.Connect(connecting._handle, target);
+            if (error == SocketError.WouldBlock)
             {
                 // Under way: writable once it is done either way.
+                await connecting.WaitAsync(Epoll.Out, cancellationToken).ConfigureAwait(false);
+                error = (SocketError)(int)connecting.Socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
             }
-            await connecting.WaitAsync(Epoll.Out, cancellationToken).ConfigureAwait(false);
-            var error = (SocketError)(int)connecting.Socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
             return error == SocketError.Success ? connecting : throw new SocketException((int)error);
         }
         catch

@@ -111,7 +111,7 @@ internal sealed partial class TcpConnectionHandler
 
         var member = MemberOf(backend.Destination);
         var session = _registry.Register(endpoint, backend.Destination.DestinationId, member, connection.RemoteEndPoint,
-            RemoteEndPointOf(backend.Socket));
+            backend.Socket.RemoteEndPoint);
         try
         {
             session.AddBytesIn(startup.Length);
@@ -158,22 +158,6 @@ internal sealed partial class TcpConnectionHandler
         catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
         {
             session.Close(TcpForwarder.ReasonClientFailed);
-        }
-    }
-
-    /// <summary>
-    /// The backend's address; null when the backend has already reset the connection, where reading it throws (which
-    /// here, before the session's try/finally, would leak the backend socket).
-    /// </summary>
-    private static EndPoint? RemoteEndPointOf(EventLoopSocket socket)
-    {
-        try
-        {
-            return socket.Socket.RemoteEndPoint;
-        }
-        catch (SocketException)
-        {
-            return null;
         }
     }
 

@@ -11,32 +11,46 @@ public sealed class EventLoopSocketTests : IDisposable
 
     public void Dispose() => _loop.Dispose();
 
-    [Fact]
-    public async Task ConnectAsync_NothingListens_ConnectionRefused()
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("::1")]
+    public async Task ConnectAsync_NothingListens_ConnectionRefused(string address)
     {
-        var port = TcpTestSupport.FreePort();
+        var port = FreePort(IPAddress.Parse(address));
 
         var ex = await Assert.ThrowsAsync<SocketException>(
-            () => EventLoopSocket.ConnectAsync(_loop, new IPEndPoint(IPAddress.Loopback, port), CancellationToken.None));
+            () => EventLoopSocket.ConnectAsync(_loop, new IPEndPoint(IPAddress.Parse(address), port), CancellationToken.None));
 
         Assert.Equal(SocketError.ConnectionRefused, ex.SocketErrorCode);
     }
 
-    [Fact]
-    public async Task ConnectAsync_HostName_ConnectsToItsAddress()
+    [Theory]
+    [InlineData("127.0.0.1", false)]
+    [InlineData("::1", false)]
+    [InlineData("127.0.0.1", true)]
+    public async Task ConnectAsync_Listening_ConnectedToThatAddress(string address, bool byName)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        using var listener = new TcpListener(IPAddress.Parse(address), 0);
         listener.Start();
         var accept = listener.AcceptSocketAsync();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
 
         using var socket = await EventLoopSocket.ConnectAsync(_loop,
-            new DnsEndPoint("localhost", ((IPEndPoint)listener.LocalEndpoint).Port), CancellationToken.None);
+            byName ? new DnsEndPoint("localhost", port) : new IPEndPoint(IPAddress.Parse(address), port), CancellationToken.None);
         using var accepted = await accept.WaitAsync(TcpTestSupport.Timeout);
 
+        Assert.Equal(accepted.LocalEndPoint, socket.RemoteEndPoint);
         await socket.SendAsync("ping"u8.ToArray(), CancellationToken.None);
         var buffer = new byte[4];
         Assert.Equal(4, await accepted.ReceiveAsync(buffer, SocketFlags.None));
         Assert.Equal("ping"u8.ToArray(), buffer);
+    }
+
+    private static int FreePort(IPAddress address)
+    {
+        using var listener = new TcpListener(address, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     [Fact]
