@@ -142,12 +142,15 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
     /// </summary>
     private ValueTask WaitAsync(uint events, CancellationToken cancellationToken)
     {
-        if (Interlocked.Exchange(ref _waiting, 1) != 0)
+        if (Volatile.Read(ref _waiting) != 0)
         {
             throw new InvalidOperationException("A socket of the TCP loop waits for one thing at a time.");
         }
+        // Reset before the wait shows: a late event of an earlier wait (armed once, then cancelled) must find no wait
+        // rather than complete the finished one again.
         _wait.Reset();
         var version = _wait.Version;
+        Volatile.Write(ref _waiting, 1);
         if (IsDisposed)
         {
             Complete(new ObjectDisposedException(nameof(EventLoopSocket)));

@@ -83,6 +83,11 @@ internal sealed unsafe partial class SocketEventLoop : IDisposable
             handler.OnPosted();
             return;
         }
+        if (_stopping)
+        {
+            // Stopped with the host, after Kestrel closed every connection: its eventfd may be closed already.
+            return;
+        }
         _posted.Enqueue(handler);
         if (Interlocked.Exchange(ref _wakePending, 1) == 0)
         {
