@@ -1,12 +1,9 @@
-using System.Buffers.Binary;
-using System.Net;
-using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace PatroniYarp.Tcp;
 
-/// <summary>Linux's epoll and eventfd, as <see cref="SocketEventLoop"/> uses them, and a connect that does not throw.</summary>
+/// <summary>Linux's epoll and eventfd, as <see cref="SocketEventLoop"/> uses them.</summary>
 internal static unsafe partial class Epoll
 {
     public const uint In = 0x001;
@@ -21,12 +18,6 @@ internal static unsafe partial class Epoll
     private const int CloseOnExec = 0x80000;
     private const int NonBlocking = 0x800;
     private const int Interrupted = 4;
-    private const int AddressNotAvailable = 99;
-    private const int NetworkUnreachable = 101;
-    private const int TimedOut = 110;
-    private const int ConnectionRefused = 111;
-    private const int HostUnreachable = 113;
-    private const int InProgress = 115;
 
     /// <summary>struct epoll_event is packed on x86-64 (12 bytes) and naturally aligned elsewhere (16).</summary>
     public static readonly int EventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
@@ -86,60 +77,6 @@ internal static unsafe partial class Epoll
 
     public static void Close(int fd) => _ = close(fd);
 
-    /// <summary>
-    /// Starts connecting a non-blocking socket: Success, WouldBlock (under way: writable when done) or why not. .NET's
-    /// <see cref="Socket.Connect(EndPoint)"/> throws for "under way", which is every connect of a non-blocking socket.
-    /// </summary>
-    public static SocketError Connect(SafeSocketHandle socket, IPEndPoint target)
-    {
-        // struct sockaddr_in (16 bytes) or sockaddr_in6 (28): the family in host order, the port in network order.
-        var address = stackalloc byte[28];
-        var span = new Span<byte>(address, 28);
-        span.Clear();
-        int length;
-        if (target.AddressFamily == AddressFamily.InterNetwork)
-        {
-            Unsafe.WriteUnaligned(address, (ushort)2);
-            target.Address.TryWriteBytes(span[4..8], out _);
-            length = 16;
-        }
-        else
-        {
-            Unsafe.WriteUnaligned(address, (ushort)10);
-            target.Address.TryWriteBytes(span[8..24], out _);
-            Unsafe.WriteUnaligned(address + 24, (uint)target.Address.ScopeId);
-            length = 28;
-        }
-        BinaryPrimitives.WriteUInt16BigEndian(span[2..], (ushort)target.Port);
-
-        var added = false;
-        try
-        {
-            socket.DangerousAddRef(ref added);
-            if (connect((int)socket.DangerousGetHandle(), address, length) == 0)
-            {
-                return SocketError.Success;
-            }
-            return Marshal.GetLastPInvokeError() switch
-            {
-                InProgress => SocketError.WouldBlock,
-                ConnectionRefused => SocketError.ConnectionRefused,
-                NetworkUnreachable => SocketError.NetworkUnreachable,
-                HostUnreachable => SocketError.HostUnreachable,
-                AddressNotAvailable => SocketError.AddressNotAvailable,
-                TimedOut => SocketError.TimedOut,
-                _ => SocketError.SocketError,
-            };
-        }
-        finally
-        {
-            if (added)
-            {
-                socket.DangerousRelease();
-            }
-        }
-    }
-
     private static InvalidOperationException Failure(string call) =>
         new($"{call} failed (errno {Marshal.GetLastPInvokeError()}).");
 
@@ -163,7 +100,4 @@ internal static unsafe partial class Epoll
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int close(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int connect(int fd, byte* address, int length);
 }

@@ -5,10 +5,10 @@ using System.Threading.Tasks.Sources;
 namespace PatroniYarp.Tcp;
 
 /// <summary>
-/// A non-blocking socket of a TCP port, served by a <see cref="SocketEventLoop"/> instead of .NET's socket engine (which
-/// never sees it: only synchronous calls are made on it, each returning WouldBlock rather than waiting). Until a
-/// forwarder takes it (<see cref="Attach"/>), its owner awaits readiness one wait at a time; the continuation runs on the
-/// loop's thread, as .NET's inline socket completions did.
+/// A non-blocking socket of a TCP port, served by a <see cref="SocketEventLoop"/> instead of .NET's socket engine, which
+/// never sees it: it is a bare descriptor (no <see cref="System.Net.Sockets.Socket"/>), and every call on it
+/// (<see cref="NativeSocket"/>) returns WouldBlock rather than waiting. Until a forwarder takes it (<see cref="Attach"/>),
+/// its owner awaits readiness one wait at a time; the continuation runs on the loop's thread.
 /// </summary>
 internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
 {
@@ -21,26 +21,57 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
     private int _waiting;
     private int _disposed;
 
-    public EventLoopSocket(SocketEventLoop loop, Socket socket)
+    /// <param name="handle">A non-blocking socket (<see cref="NativeSocket"/> makes only such); this object owns it.</param>
+    /// <param name="remoteEndPoint">Its peer, when known.</param>
+    public EventLoopSocket(SocketEventLoop loop, SafeSocketHandle handle, IPEndPoint? remoteEndPoint)
     {
         Loop = loop;
-        Socket = socket;
-        socket.Blocking = false;
-        _handle = socket.SafeHandle;
+        _handle = handle;
+        RemoteEndPoint = remoteEndPoint;
         Token = loop.Register(this);
     }
 
     public SocketEventLoop Loop { get; }
-
-    public Socket Socket { get; }
 
     /// <summary>The loop's slot and its generation: what epoll hands back for this socket.</summary>
     public ulong Token { get; }
 
     public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
-    /// <summary>The address a backend socket was connected to (<see cref="ConnectAsync"/>); .NET's socket does not know it.</summary>
-    public IPEndPoint? RemoteEndPoint { get; private init; }
+    /// <summary>The client's address as accepted, or the backend's as connected to.</summary>
+    public IPEndPoint? RemoteEndPoint { get; }
+
+    /// <summary>Bytes waiting to be received.</summary>
+    public int Available => NativeSocket.Available(_handle);
+
+    public IPEndPoint? LocalEndPoint => NativeSocket.LocalEndPoint(_handle);
+
+    /// <summary>Bytes received (0: the peer's end), or -1 and why (WouldBlock: nothing there yet); <paramref name="peek"/> leaves them there.</summary>
+    public int Receive(Span<byte> buffer, out SocketError error, bool peek = false) => NativeSocket.Receive(_handle, buffer, peek, out error);
+
+    /// <summary>Bytes the kernel took, or -1 and why (WouldBlock: its buffer is full).</summary>
+    public int Send(ReadOnlySpan<byte> data, out SocketError error) => NativeSocket.Send(_handle, data, out error);
+
+    /// <summary>Passes an end on (FIN) while the other direction goes on.</summary>
+    public void ShutdownSend()
+    {
+        if (NativeSocket.ShutdownSend(_handle) is not SocketError.Success and var error)
+        {
+            throw new SocketException((int)error);
+        }
+    }
+
+    /// <summary>A connection waiting on a listening socket; null when none is (or it went away).</summary>
+    public EventLoopSocket? Accept(SocketEventLoop loop)
+    {
+        var accepted = NativeSocket.Accept(_handle, out var remote, out _);
+        if (accepted is null)
+        {
+            return null;
+        }
+        NativeSocket.SetNoDelay(accepted);
+        return new EventLoopSocket(loop, accepted, remote);
+    }
 
     /// <summary>
     /// Connects a new socket on <paramref name="loop"/> (a host name's addresses in turn); the connect itself never
@@ -70,18 +101,17 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
 
     private static async Task<EventLoopSocket> ConnectOnceAsync(SocketEventLoop loop, IPEndPoint target, CancellationToken cancellationToken)
     {
-        var connecting = new EventLoopSocket(loop, new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true })
-        {
-            RemoteEndPoint = target,
-        };
+        var handle = NativeSocket.Create(target.AddressFamily);
+        NativeSocket.SetNoDelay(handle);
+        var connecting = new EventLoopSocket(loop, handle, target);
         try
         {
-            var error = Epoll.Connect(connecting._handle, target);
+            var error = NativeSocket.Connect(handle, target);
             if (error == SocketError.WouldBlock)
             {
                 // Under way: writable once it is done either way.
                 await connecting.WaitAsync(Epoll.Out, cancellationToken).ConfigureAwait(false);
-                error = (SocketError)(int)connecting.Socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+                error = NativeSocket.PendingError(handle);
             }
             return error == SocketError.Success ? connecting : throw new SocketException((int)error);
         }
@@ -97,7 +127,7 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
     {
         while (true)
         {
-            var received = Socket.Receive(buffer.Span, SocketFlags.None, out var error);
+            var received = Receive(buffer.Span, out var error);
             if (error == SocketError.Success)
             {
                 return received;
@@ -115,7 +145,7 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
     {
         while (true)
         {
-            var sent = Socket.Send(data.Span, SocketFlags.None, out var error);
+            var sent = Send(data.Span, out var error);
             if (error == SocketError.Success)
             {
                 data = data[sent..];
@@ -248,7 +278,7 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
             return;
         }
         Loop.Unregister(Token);
-        Socket.Dispose();
+        _handle.Dispose();
         Complete(new ObjectDisposedException(nameof(EventLoopSocket)));
         if (_handler is { } handler && !handler.IsFinished)
         {
@@ -261,7 +291,16 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
         // Waits for a cancellation callback under way, so a late one cannot end the next wait.
         _cancellation.Dispose();
         _cancellation = default;
-        _wait.GetResult(token);
+        try
+        {
+            _wait.GetResult(token);
+        }
+        finally
+        {
+            // Let go of the awaiter's continuation and context now: a forwarded session never waits again, and its
+            // socket would keep the last awaiting state machine (and the buffer it read into) alive for its whole life.
+            _wait.Reset();
+        }
     }
 
     ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _wait.GetStatus(token);

@@ -118,7 +118,7 @@ internal sealed class HeldSession
         try
         {
             await _client.WaitReadableAsync(_stopWatching.Token).ConfigureAwait(false);
-            return _client.Socket.Available == 0 && IsClosed(_client.Socket);
+            return _client.Available == 0 && IsClosed(_client);
         }
         catch (OperationCanceledException) when (_stopWatching.IsCancellationRequested)
         {
@@ -131,11 +131,11 @@ internal sealed class HeldSession
     }
 
     /// <summary>Peeks one byte of a readable socket: none means the peer closed; an error, that it failed.</summary>
-    private static bool IsClosed(Socket socket)
+    private static bool IsClosed(EventLoopSocket socket)
     {
         Span<byte> one = stackalloc byte[1];
-        // The socket does not block (see TcpSocketConnection): a spurious wake-up is WouldBlock, the client still there.
-        var peeked = socket.Receive(one, SocketFlags.Peek, out var error);
+        // The socket does not block: a spurious wake-up is WouldBlock, the client still there.
+        var peeked = socket.Receive(one, out var error, peek: true);
         return error == SocketError.Success ? peeked == 0 : error != SocketError.WouldBlock;
     }
 }

@@ -96,7 +96,7 @@ internal sealed class PostgresStartup : IDisposable
         try
         {
             // Wait for the first bytes without a buffer: a connection that has said nothing yet costs none.
-            if (client.Socket.Available == 0)
+            if (client.Available == 0)
             {
                 timeout = new CancellationTokenSource(ReadTimeout, time);
                 await client.WaitReadableAsync(timeout.Token).ConfigureAwait(false);
@@ -111,7 +111,7 @@ internal sealed class PostgresStartup : IDisposable
                     room = MaxMessageLength;
                 }
                 // Usually the message is already there: no timer is needed then.
-                if (client.Socket.Available == 0)
+                if (client.Available == 0)
                 {
                     timeout ??= new CancellationTokenSource(ReadTimeout, time);
                 }

@@ -156,7 +156,7 @@ internal sealed class TcpForwarder : ISocketEventHandler
         var buffer = from.Loop.Buffer;
         for (var reads = 0; reads < MaxReadsPerEvent; reads++)
         {
-            var received = from.Socket.Receive(buffer, SocketFlags.None, out var error);
+            var received = from.Receive(buffer, out var error);
             if (error == SocketError.WouldBlock)
             {
                 return true;
@@ -171,7 +171,7 @@ internal sealed class TcpForwarder : ISocketEventHandler
                 direction.Ended = true;
                 try
                 {
-                    to.Socket.Shutdown(SocketShutdown.Send);
+                    to.ShutdownSend();
                 }
                 catch (SocketException)
                 {
@@ -188,7 +188,7 @@ internal sealed class TcpForwarder : ISocketEventHandler
                 _session.AddBytesOut(received);
             }
 
-            var sent = to.Socket.Send(buffer.AsSpan(0, received), SocketFlags.None, out error);
+            var sent = to.Send(buffer.AsSpan(0, received), out error);
             if (error == SocketError.WouldBlock)
             {
                 sent = 0;
@@ -217,7 +217,7 @@ internal sealed class TcpForwarder : ISocketEventHandler
     /// <returns>False when the session failed.</returns>
     private bool Flush(EventLoopSocket to, ref Direction direction, bool toClient)
     {
-        var sent = to.Socket.Send(direction.Pending.AsSpan(direction.Offset, direction.Count), SocketFlags.None, out var error);
+        var sent = to.Send(direction.Pending.AsSpan(direction.Offset, direction.Count), out var error);
         if (error == SocketError.WouldBlock)
         {
             return true;

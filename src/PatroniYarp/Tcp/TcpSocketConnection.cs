@@ -12,7 +12,7 @@ namespace PatroniYarp.Tcp;
 /// reads the socket in the background: the handler reads the startup from it and the forwarder copies it socket to
 /// socket, so a byte crosses the proxy without a pipe, a thread-pool hop or a second copy.
 /// </summary>
-internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocketFeature
+internal sealed class TcpSocketConnection : ConnectionContext
 {
     private const string NoPipes = "A TCP port's connection is copied socket to socket; it has no pipes.";
 
@@ -22,15 +22,12 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
     {
         Client = client;
         ConnectionId = connectionId;
-        RemoteEndPoint = client.Socket.RemoteEndPoint;
+        RemoteEndPoint = client.RemoteEndPoint;
         ConnectionClosed = _closed.Token;
-        Features.Set<IConnectionSocketFeature>(this);
     }
 
     /// <summary>The client's socket, served by a TCP loop (see <see cref="SocketEventLoop"/>).</summary>
     public EventLoopSocket Client { get; }
-
-    public Socket Socket => Client.Socket;
 
     public override string ConnectionId { get; set; }
 
@@ -43,7 +40,7 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
             {
                 try
                 {
-                    field = Client.Socket.LocalEndPoint;
+                    field = Client.LocalEndPoint;
                 }
                 catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
                 {
@@ -98,7 +95,7 @@ internal sealed class TcpSocketConnection : ConnectionContext, IConnectionSocket
     }
 
     /// <summary>
-    /// The handful of features a connection carries (Kestrel sets four, this transport one) in one small array, where
+    /// The handful of features a connection carries (Kestrel sets four) in one small array, where
     /// <see cref="FeatureCollection"/> keeps a dictionary: about 250 bytes less for every open session (P5).
     /// </summary>
     private sealed class SmallFeatureCollection : IFeatureCollection

@@ -42,14 +42,18 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
             throw;
         }
         // Accepted on a TCP loop too: .NET's socket engine then has no part in a TCP port's connections at all.
-        return ValueTask.FromResult<IConnectionListener>(new Listener(new EventLoopSocket(loops.Next(), socket), loops));
+        socket.Blocking = false;
+        return ValueTask.FromResult<IConnectionListener>(
+            new Listener(socket, new EventLoopSocket(loops.Next(), socket.SafeHandle, remoteEndPoint: null), loops));
     }
 
-    private sealed class Listener(EventLoopSocket socket, SocketEventLoops loops) : IConnectionListener
+    /// <param name="bound">Bound and listening by .NET (as Kestrel's own transport does it); kept so it is closed once.</param>
+    /// <param name="socket">The same socket as the loop watches it.</param>
+    private sealed class Listener(Socket bound, EventLoopSocket socket, SocketEventLoops loops) : IConnectionListener
     {
         private long _accepted;
 
-        public EndPoint EndPoint { get; } = socket.Socket.LocalEndPoint!;
+        public EndPoint EndPoint { get; } = bound.LocalEndPoint!;
 
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
@@ -58,10 +62,11 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                 try
                 {
                     await socket.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
-                    var accepted = socket.Socket.Accept();
-                    accepted.NoDelay = true;
-                    return new TcpSocketConnection(new EventLoopSocket(loops.Next(), accepted),
-                        $"{EndPoint}#{Interlocked.Increment(ref _accepted)}");
+                    if (socket.Accept(loops.Next()) is { } accepted)
+                    {
+                        return new TcpSocketConnection(accepted, $"{EndPoint}#{Interlocked.Increment(ref _accepted)}");
+                    }
+                    // The client gave up before we accepted it, or a spurious wake-up: wait for the next one.
                 }
                 catch (Exception ex) when (ex is ObjectDisposedException or OperationCanceledException
                     || ex is SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted })
@@ -71,20 +76,17 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                 }
                 catch (SocketException)
                 {
-                    // The client gave up before we accepted it (or it was a spurious wake-up): take the next one.
+                    // epoll could not watch the socket this time: try again.
                 }
             }
         }
 
-        public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
-        {
-            socket.Dispose();
-            return ValueTask.CompletedTask;
-        }
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => DisposeAsync();
 
         public ValueTask DisposeAsync()
         {
             socket.Dispose();
+            bound.Dispose();
             return ValueTask.CompletedTask;
         }
     }

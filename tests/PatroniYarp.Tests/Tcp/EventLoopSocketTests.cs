@@ -57,7 +57,7 @@ public sealed class EventLoopSocketTests : IDisposable
     public async Task ReceiveAsync_DataComesLater_WaitsAndReceivesIt()
     {
         var (proxy, peer) = await TcpTestSupport.SocketPairAsync();
-        using var socket = new EventLoopSocket(_loop, proxy);
+        using var socket = TcpTestSupport.OnLoop(_loop, proxy);
         using (peer)
         {
             var buffer = new byte[16];
@@ -74,7 +74,7 @@ public sealed class EventLoopSocketTests : IDisposable
     public async Task WaitReadableAsync_Cancelled_OperationCanceledAndTheNextWaitWorks()
     {
         var (proxy, peer) = await TcpTestSupport.SocketPairAsync();
-        using var socket = new EventLoopSocket(_loop, proxy);
+        using var socket = TcpTestSupport.OnLoop(_loop, proxy);
         using (peer)
         {
             using var cancel = new CancellationTokenSource();
@@ -92,7 +92,7 @@ public sealed class EventLoopSocketTests : IDisposable
     public async Task WaitReadableAsync_SocketDisposed_ObjectDisposed()
     {
         var (proxy, peer) = await TcpTestSupport.SocketPairAsync();
-        var socket = new EventLoopSocket(_loop, proxy);
+        var socket = TcpTestSupport.OnLoop(_loop, proxy);
         using (peer)
         {
             var wait = socket.WaitReadableAsync(CancellationToken.None).AsTask();

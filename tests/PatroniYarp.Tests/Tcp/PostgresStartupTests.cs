@@ -112,7 +112,7 @@ public class PostgresStartupSocketTests
         using (backend)
         {
             await client.SendAsync(message.AsMemory(0, 100));
-            var read = PostgresStartup.ReadAsync(new EventLoopSocket(loop, proxy), TimeProvider.System);
+            var read = PostgresStartup.ReadAsync(TcpTestSupport.OnLoop(loop, proxy), TimeProvider.System);
             await client.SendAsync(message.AsMemory(100));
             var (startup, error) = await read;
 
@@ -120,7 +120,7 @@ public class PostgresStartupSocketTests
             using (startup)
             {
                 Assert.Equal((FirstMessageKind.Startup, length), (startup!.Kind, startup.Length));
-                var send = startup.SendAsync(new EventLoopSocket(loop, backend), CancellationToken.None);
+                var send = startup.SendAsync(TcpTestSupport.OnLoop(loop, backend), CancellationToken.None);
                 var received = new byte[length];
                 var filled = 0;
                 while (filled < length)
@@ -148,11 +148,11 @@ public class PostgresStartupSocketTests
         using (backend)
         {
             await client.SendAsync(message);
-            var (startup, _) = await PostgresStartup.ReadAsync(new EventLoopSocket(loop, proxy), TimeProvider.System);
+            var (startup, _) = await PostgresStartup.ReadAsync(TcpTestSupport.OnLoop(loop, proxy), TimeProvider.System);
             using (startup)
             {
                 var error = TcpProxyEndToEndTests.FakePostgres.Error("57P03", new string('m', PostgresStartup.InitialReplyLength));
-                var send = startup!.SendAsync(new EventLoopSocket(loop, backend), CancellationToken.None);
+                var send = startup!.SendAsync(TcpTestSupport.OnLoop(loop, backend), CancellationToken.None);
                 // In two parts, as a backend may send it: the proxy reads on past its first reply buffer.
                 await backendPeer.SendAsync(error.AsMemory(0, 300));
                 await backendPeer.SendAsync(error.AsMemory(300));

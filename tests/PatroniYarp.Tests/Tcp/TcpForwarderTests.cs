@@ -34,7 +34,7 @@ public class TcpForwarderTests : IAsyncLifetime
     }
 
     private Task Forward() =>
-        TcpForwarder.ForwardAsync(new EventLoopSocket(_loop, _proxyClientSide), new EventLoopSocket(_loop, _proxyBackendSide), _session);
+        TcpForwarder.ForwardAsync(TcpTestSupport.OnLoop(_loop, _proxyClientSide), TcpTestSupport.OnLoop(_loop, _proxyBackendSide), _session);
 
     private static async Task<string> ReceiveAsync(Socket socket, int length)
     {
@@ -182,8 +182,8 @@ public class TcpForwarderTests : IAsyncLifetime
     [Fact]
     public async Task ForwardAsync_KestrelAbortsTheClient_SessionEnds()
     {
-        var client = new EventLoopSocket(_loop, _proxyClientSide);
-        var forwarding = TcpForwarder.ForwardAsync(client, new EventLoopSocket(_loop, _proxyBackendSide), _session);
+        var client = TcpTestSupport.OnLoop(_loop, _proxyClientSide);
+        var forwarding = TcpForwarder.ForwardAsync(client, TcpTestSupport.OnLoop(_loop, _proxyBackendSide), _session);
 
         // What TcpSocketConnection.Abort does when Kestrel stops with the session still open.
         client.Dispose();

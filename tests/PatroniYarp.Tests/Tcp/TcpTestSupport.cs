@@ -41,6 +41,16 @@ internal static class TcpTestSupport
     /// <summary>A TCP loop of its own for a test, as the proxy's sockets have (see <see cref="SocketEventLoop"/>).</summary>
     public static SocketEventLoop NewLoop() => new("test loop", Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
 
+    /// <summary>
+    /// <paramref name="socket"/> as the loop serves the proxy's sockets (made non-blocking; the caller keeps the
+    /// <see cref="Socket"/>, whose finalizer would otherwise close the descriptor under the loop).
+    /// </summary>
+    public static EventLoopSocket OnLoop(SocketEventLoop loop, Socket socket)
+    {
+        socket.Blocking = false;
+        return new EventLoopSocket(loop, socket.SafeHandle, (IPEndPoint?)socket.RemoteEndPoint);
+    }
+
     /// <summary>A connected pair of loopback sockets: (proxy side, backend side).</summary>
     public static async Task<(Socket Proxy, Socket Backend)> SocketPairAsync()
     {
