@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
 
 namespace PatroniYarp.Tcp;
@@ -12,7 +13,7 @@ namespace PatroniYarp.Tcp;
 /// </summary>
 internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
 {
-    private readonly SafeSocketHandle _handle;
+    private readonly SafeHandle _handle;
     private ManualResetValueTaskSourceCore<bool> _wait;
     private CancellationTokenRegistration _cancellation;
     private ISocketEventHandler? _handler;
@@ -23,7 +24,7 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
 
     /// <param name="handle">A non-blocking socket (<see cref="NativeSocket"/> makes only such); this object owns it.</param>
     /// <param name="remoteEndPoint">Its peer, when known.</param>
-    public EventLoopSocket(SocketEventLoop loop, SafeSocketHandle handle, IPEndPoint? remoteEndPoint)
+    public EventLoopSocket(SocketEventLoop loop, SafeHandle handle, IPEndPoint? remoteEndPoint)
     {
         Loop = loop;
         _handle = handle;

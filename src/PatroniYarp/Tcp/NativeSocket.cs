@@ -29,14 +29,14 @@ internal static unsafe partial class NativeSocket
     private const int SockAddrCapacity = 28;
 
     /// <summary>A new non-blocking TCP socket of <paramref name="family"/>.</summary>
-    public static SafeSocketHandle Create(AddressFamily family)
+    public static SocketDescriptor Create(AddressFamily family)
     {
         var fd = socket(family == AddressFamily.InterNetworkV6 ? AfInet6 : AfInet, SockStream | SockNonBlock | SockCloseOnExec, 0);
-        return fd >= 0 ? new SafeSocketHandle((IntPtr)fd, ownsHandle: true) : throw new SocketException((int)LastError());
+        return fd >= 0 ? new SocketDescriptor(fd) : throw new SocketException((int)LastError());
     }
 
     /// <summary>A pending connection of a listening socket, non-blocking, with its peer's address; null and why when none.</summary>
-    public static SafeSocketHandle? Accept(SafeSocketHandle listener, out IPEndPoint? remote, out SocketError error)
+    public static SocketDescriptor? Accept(SafeHandle listener, out IPEndPoint? remote, out SocketError error)
     {
         var address = stackalloc byte[SockAddrCapacity];
         var length = SockAddrCapacity;
@@ -53,11 +53,11 @@ internal static unsafe partial class NativeSocket
         }
         remote = Read(address, length);
         error = SocketError.Success;
-        return new SafeSocketHandle((IntPtr)fd, ownsHandle: true);
+        return new SocketDescriptor(fd);
     }
 
     /// <summary>Starts connecting: Success, WouldBlock (under way: writable when done) or why not.</summary>
-    public static SocketError Connect(SafeSocketHandle socket, IPEndPoint target)
+    public static SocketError Connect(SafeHandle socket, IPEndPoint target)
     {
         var address = stackalloc byte[SockAddrCapacity];
         var length = Write(address, target);
@@ -66,7 +66,7 @@ internal static unsafe partial class NativeSocket
     }
 
     /// <summary>What a finished non-blocking connect ended with (SO_ERROR).</summary>
-    public static SocketError PendingError(SafeSocketHandle socket)
+    public static SocketError PendingError(SafeHandle socket)
     {
         int value;
         var length = sizeof(int);
@@ -77,7 +77,7 @@ internal static unsafe partial class NativeSocket
     }
 
     /// <summary>No Nagle delay: a proxy passes every message on as it comes.</summary>
-    public static void SetNoDelay(SafeSocketHandle socket)
+    public static void SetNoDelay(SafeHandle socket)
     {
         var one = 1;
         using var handle = new Use(socket);
@@ -85,7 +85,7 @@ internal static unsafe partial class NativeSocket
     }
 
     /// <summary>Bytes received (0: the peer's end), or -1 and why (WouldBlock: nothing there yet).</summary>
-    public static int Receive(SafeSocketHandle socket, Span<byte> buffer, bool peek, out SocketError error)
+    public static int Receive(SafeHandle socket, Span<byte> buffer, bool peek, out SocketError error)
     {
         nint received;
         using (var handle = new Use(socket))
@@ -98,7 +98,7 @@ internal static unsafe partial class NativeSocket
     }
 
     /// <summary>Bytes the kernel took, or -1 and why (WouldBlock: its buffer is full).</summary>
-    public static int Send(SafeSocketHandle socket, ReadOnlySpan<byte> data, out SocketError error)
+    public static int Send(SafeHandle socket, ReadOnlySpan<byte> data, out SocketError error)
     {
         nint sent;
         using (var handle = new Use(socket))
@@ -110,21 +110,21 @@ internal static unsafe partial class NativeSocket
         return (int)sent;
     }
 
-    public static SocketError ShutdownSend(SafeSocketHandle socket)
+    public static SocketError ShutdownSend(SafeHandle socket)
     {
         using var handle = new Use(socket);
         return shutdown(handle.Fd, ShutWrite) == 0 ? SocketError.Success : LastError();
     }
 
     /// <summary>Bytes waiting to be received (FIONREAD).</summary>
-    public static int Available(SafeSocketHandle socket)
+    public static int Available(SafeHandle socket)
     {
         int count;
         using var handle = new Use(socket);
         return ioctl(handle.Fd, FionRead, &count) == 0 ? count : 0;
     }
 
-    public static IPEndPoint? LocalEndPoint(SafeSocketHandle socket)
+    public static IPEndPoint? LocalEndPoint(SafeHandle socket)
     {
         var address = stackalloc byte[SockAddrCapacity];
         var length = SockAddrCapacity;
@@ -183,12 +183,26 @@ internal static unsafe partial class NativeSocket
         _ => SocketError.SocketError,
     };
 
+    /// <summary>
+    /// A socket's descriptor, closed with a plain close(): the peer gets a FIN after whatever was sent. (A
+    /// <see cref="SafeSocketHandle"/> that no <see cref="Socket"/> owns closes abortively, with a reset.)
+    /// </summary>
+    internal sealed class SocketDescriptor : SafeHandle
+    {
+        public SocketDescriptor(int fd)
+            : base(-1, ownsHandle: true) => SetHandle(fd);
+
+        public override bool IsInvalid => handle == -1;
+
+        protected override bool ReleaseHandle() => close((int)handle) == 0;
+    }
+
     /// <summary>Holds the handle for one call: its descriptor cannot be closed, and its number reused, meanwhile.</summary>
     private readonly ref struct Use
     {
-        private readonly SafeSocketHandle _handle;
+        private readonly SafeHandle _handle;
 
-        public Use(SafeSocketHandle handle)
+        public Use(SafeHandle handle)
         {
             var added = false;
             handle.DangerousAddRef(ref added);
@@ -200,6 +214,9 @@ internal static unsafe partial class NativeSocket
 
         public void Dispose() => _handle.DangerousRelease();
     }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int socket(int domain, int type, int protocol);

@@ -56,8 +56,8 @@ public sealed class EventLoopSocketTests : IDisposable
     [Fact]
     public async Task ReceiveAsync_DataComesLater_WaitsAndReceivesIt()
     {
-        var (proxy, peer) = await TcpTestSupport.SocketPairAsync();
-        using var socket = TcpTestSupport.OnLoop(_loop, proxy);
+        var (peer, socket) = await TcpTestSupport.LoopPairAsync(_loop);
+        using var proxy = socket;
         using (peer)
         {
             var buffer = new byte[16];
@@ -73,8 +73,8 @@ public sealed class EventLoopSocketTests : IDisposable
     [Fact]
     public async Task WaitReadableAsync_Cancelled_OperationCanceledAndTheNextWaitWorks()
     {
-        var (proxy, peer) = await TcpTestSupport.SocketPairAsync();
-        using var socket = TcpTestSupport.OnLoop(_loop, proxy);
+        var (peer, socket) = await TcpTestSupport.LoopPairAsync(_loop);
+        using var proxy = socket;
         using (peer)
         {
             using var cancel = new CancellationTokenSource();
@@ -91,8 +91,7 @@ public sealed class EventLoopSocketTests : IDisposable
     [Fact]
     public async Task WaitReadableAsync_SocketDisposed_ObjectDisposed()
     {
-        var (proxy, peer) = await TcpTestSupport.SocketPairAsync();
-        var socket = TcpTestSupport.OnLoop(_loop, proxy);
+        var (peer, socket) = await TcpTestSupport.LoopPairAsync(_loop);
         using (peer)
         {
             var wait = socket.WaitReadableAsync(CancellationToken.None).AsTask();
@@ -100,6 +99,23 @@ public sealed class EventLoopSocketTests : IDisposable
             socket.Dispose();
 
             await Assert.ThrowsAsync<ObjectDisposedException>(() => wait.WaitAsync(TcpTestSupport.Timeout));
+        }
+    }
+
+    [Fact]
+    public async Task Dispose_Connected_PeerSeesAnOrderlyEndAfterTheData()
+    {
+        var (peer, socket) = await TcpTestSupport.LoopPairAsync(_loop);
+        using (peer)
+        {
+            await socket.SendAsync("last"u8.ToArray(), CancellationToken.None);
+
+            socket.Dispose();
+
+            // A FIN, not a reset: what was sent arrives, then the end (a reset would throw ConnectionReset).
+            var buffer = new byte[16];
+            Assert.Equal(4, await peer.ReceiveAsync(buffer, SocketFlags.None));
+            Assert.Equal(0, await peer.ReceiveAsync(buffer, SocketFlags.None));
         }
     }
 }

@@ -74,16 +74,6 @@ public class PostgresStartupTests
 
 public class PostgresStartupSocketTests
 {
-    private static async Task<(Socket Client, Socket Proxy)> ConnectedPairAsync()
-    {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(1);
-        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await client.ConnectAsync(listener.LocalEndPoint!);
-        return (client, await listener.AcceptAsync());
-    }
-
     private static byte[] StartupWithOption(int length)
     {
         // Protocol 3.0, "user" set to a long name, then the terminating NUL.
@@ -103,16 +93,16 @@ public class PostgresStartupSocketTests
     public async Task ReadAsync_StartupInTwoParts_WholeMessageAndItIsSentOnWhole(int length)
     {
         var message = StartupWithOption(length);
-        var (client, proxy) = await ConnectedPairAsync();
-        var (backendPeer, backend) = await ConnectedPairAsync();
         using var loop = TcpTestSupport.NewLoop();
+        var (client, proxy) = await TcpTestSupport.LoopPairAsync(loop);
+        var (backendPeer, backend) = await TcpTestSupport.LoopPairAsync(loop);
         using (client)
         using (proxy)
         using (backendPeer)
         using (backend)
         {
             await client.SendAsync(message.AsMemory(0, 100));
-            var read = PostgresStartup.ReadAsync(TcpTestSupport.OnLoop(loop, proxy), TimeProvider.System);
+            var read = PostgresStartup.ReadAsync(proxy, TimeProvider.System);
             await client.SendAsync(message.AsMemory(100));
             var (startup, error) = await read;
 
@@ -120,7 +110,7 @@ public class PostgresStartupSocketTests
             using (startup)
             {
                 Assert.Equal((FirstMessageKind.Startup, length), (startup!.Kind, startup.Length));
-                var send = startup.SendAsync(TcpTestSupport.OnLoop(loop, backend), CancellationToken.None);
+                var send = startup.SendAsync(backend, CancellationToken.None);
                 var received = new byte[length];
                 var filled = 0;
                 while (filled < length)
@@ -139,20 +129,20 @@ public class PostgresStartupSocketTests
     public async Task SendAsync_RejectionLongerThanTheFirstReplyBuffer_ReadWholeAndRejected()
     {
         var message = StartupWithOption(100);
-        var (client, proxy) = await ConnectedPairAsync();
-        var (backendPeer, backend) = await ConnectedPairAsync();
         using var loop = TcpTestSupport.NewLoop();
+        var (client, proxy) = await TcpTestSupport.LoopPairAsync(loop);
+        var (backendPeer, backend) = await TcpTestSupport.LoopPairAsync(loop);
         using (client)
         using (proxy)
         using (backendPeer)
         using (backend)
         {
             await client.SendAsync(message);
-            var (startup, _) = await PostgresStartup.ReadAsync(TcpTestSupport.OnLoop(loop, proxy), TimeProvider.System);
+            var (startup, _) = await PostgresStartup.ReadAsync(proxy, TimeProvider.System);
             using (startup)
             {
                 var error = TcpProxyEndToEndTests.FakePostgres.Error("57P03", new string('m', PostgresStartup.InitialReplyLength));
-                var send = startup!.SendAsync(TcpTestSupport.OnLoop(loop, backend), CancellationToken.None);
+                var send = startup!.SendAsync(backend, CancellationToken.None);
                 // In two parts, as a backend may send it: the proxy reads on past its first reply buffer.
                 await backendPeer.SendAsync(error.AsMemory(0, 300));
                 await backendPeer.SendAsync(error.AsMemory(300));

@@ -10,21 +10,21 @@ public class TcpForwarderTests : IAsyncLifetime
     private readonly SessionRegistry _registry = new(TimeProvider.System);
     private readonly SocketEventLoop _loop = TcpTestSupport.NewLoop();
     private Socket _client = null!;
-    private Socket _proxyClientSide = null!;
-    private Socket _proxyBackendSide = null!;
+    private EventLoopSocket _proxyClientSide = null!;
+    private EventLoopSocket _proxyBackendSide = null!;
     private Socket _backend = null!;
     private TcpSession _session = null!;
 
     public async Task InitializeAsync()
     {
-        (_client, _proxyClientSide) = await TcpTestSupport.SocketPairAsync();
-        (_proxyBackendSide, _backend) = await TcpTestSupport.SocketPairAsync();
+        (_client, _proxyClientSide) = await TcpTestSupport.LoopPairAsync(_loop);
+        (_backend, _proxyBackendSide) = await TcpTestSupport.LoopPairAsync(_loop);
         _session = TcpTestSupport.NewSession(_registry, new TcpPortEndpoint("main", "master", "http://127.0.0.1:6432"), "a");
     }
 
     public Task DisposeAsync()
     {
-        foreach (var socket in new[] { _client, _proxyClientSide, _proxyBackendSide, _backend })
+        foreach (var socket in new IDisposable[] { _client, _proxyClientSide, _proxyBackendSide, _backend })
         {
             socket.Dispose();
         }
@@ -34,7 +34,7 @@ public class TcpForwarderTests : IAsyncLifetime
     }
 
     private Task Forward() =>
-        TcpForwarder.ForwardAsync(TcpTestSupport.OnLoop(_loop, _proxyClientSide), TcpTestSupport.OnLoop(_loop, _proxyBackendSide), _session);
+        TcpForwarder.ForwardAsync(_proxyClientSide, _proxyBackendSide, _session);
 
     private static async Task<string> ReceiveAsync(Socket socket, int length)
     {
@@ -182,11 +182,10 @@ public class TcpForwarderTests : IAsyncLifetime
     [Fact]
     public async Task ForwardAsync_KestrelAbortsTheClient_SessionEnds()
     {
-        var client = TcpTestSupport.OnLoop(_loop, _proxyClientSide);
-        var forwarding = TcpForwarder.ForwardAsync(client, TcpTestSupport.OnLoop(_loop, _proxyBackendSide), _session);
+        var forwarding = Forward();
 
         // What TcpSocketConnection.Abort does when Kestrel stops with the session still open.
-        client.Dispose();
+        _proxyClientSide.Dispose();
 
         await forwarding.WaitAsync(TcpTestSupport.Timeout);
         Assert.Equal(TcpForwarder.ReasonClientFailed, _session.EndReason);

@@ -41,14 +41,17 @@ internal static class TcpTestSupport
     /// <summary>A TCP loop of its own for a test, as the proxy's sockets have (see <see cref="SocketEventLoop"/>).</summary>
     public static SocketEventLoop NewLoop() => new("test loop", Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
 
-    /// <summary>
-    /// <paramref name="socket"/> as the loop serves the proxy's sockets (made non-blocking; the caller keeps the
-    /// <see cref="Socket"/>, whose finalizer would otherwise close the descriptor under the loop).
-    /// </summary>
-    public static EventLoopSocket OnLoop(SocketEventLoop loop, Socket socket)
+    /// <summary>A connected loopback pair: a plain socket (the client or the member) and the proxy's side of it, on <paramref name="loop"/>.</summary>
+    public static async Task<(Socket Peer, EventLoopSocket Proxy)> LoopPairAsync(SocketEventLoop loop)
     {
-        socket.Blocking = false;
-        return new EventLoopSocket(loop, socket.SafeHandle, (IPEndPoint?)socket.RemoteEndPoint);
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var peer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await peer.ConnectAsync(listener.LocalEndpoint);
+        // Connected: the connection waits in the listener's queue, so this accept does not block.
+        var proxy = NativeSocket.Accept(listener.Server.SafeHandle, out var remote, out var error)
+            ?? throw new SocketException((int)error);
+        return (peer, new EventLoopSocket(loop, proxy, remote));
     }
 
     /// <summary>A connected pair of loopback sockets: (proxy side, backend side).</summary>
