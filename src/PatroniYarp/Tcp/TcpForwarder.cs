@@ -128,8 +128,8 @@ internal sealed class TcpForwarder : ISocketEventHandler
     /// <summary>Each socket is read while its direction flows and nothing of it waits, written to while something waits for it.</summary>
     private void Watch()
     {
-        _client.SetInterest((_up.Pending is null && !_up.Ended ? Epoll.In : 0) | (_down.Pending is null ? 0 : Epoll.Out));
-        _backend.SetInterest((_down.Pending is null && !_down.Ended ? Epoll.In : 0) | (_up.Pending is null ? 0 : Epoll.Out));
+        _client.SetInterest((_up.Flowing ? Epoll.In : 0) | (_down.Count > 0 ? Epoll.Out : 0));
+        _backend.SetInterest((_down.Flowing ? Epoll.In : 0) | (_up.Count > 0 ? Epoll.Out : 0));
     }
 
     /// <summary>
@@ -139,11 +139,11 @@ internal sealed class TcpForwarder : ISocketEventHandler
     private bool Serve(EventLoopSocket socket, EventLoopSocket other, ref Direction reading, ref Direction writing, uint events,
         bool isClient)
     {
-        if (writing.Pending is not null && (events & Writable) != 0 && !Flush(socket, ref writing, isClient))
+        if (writing.Count > 0 && (events & Writable) != 0 && !Flush(socket, ref writing, isClient))
         {
             return false;
         }
-        if (reading.Pending is null && !reading.Ended && (events & Readable) != 0)
+        if (reading.Flowing && (events & Readable) != 0)
         {
             return Pump(socket, other, ref reading, isClient);
         }
@@ -153,7 +153,9 @@ internal sealed class TcpForwarder : ISocketEventHandler
     /// <returns>False when the session failed.</returns>
     private bool Pump(EventLoopSocket from, EventLoopSocket to, ref Direction direction, bool fromClient)
     {
-        var buffer = from.Loop.Buffer;
+        // A stream the receiver could not keep up with reads into its own buffer until it drains: what the kernel does
+        // not take then stays where it is, rather than being copied out of the loop's shared buffer each time.
+        var buffer = direction.Own ?? from.Loop.Buffer;
         for (var reads = 0; reads < MaxReadsPerEvent; reads++)
         {
             var received = from.Receive(buffer, out var error);
@@ -200,14 +202,21 @@ internal sealed class TcpForwarder : ISocketEventHandler
             if (sent < received)
             {
                 // The receiver is slower: keep the rest and stop reading this side until it is sent.
-                direction.Pending = ArrayPool<byte>.Shared.Rent(BufferSize);
-                buffer.AsSpan(sent, received - sent).CopyTo(direction.Pending);
-                direction.Offset = 0;
+                if (direction.Own is null)
+                {
+                    direction.Own = ArrayPool<byte>.Shared.Rent(BufferSize);
+                    buffer.AsSpan(sent, received - sent).CopyTo(direction.Own);
+                    received -= sent;
+                    sent = 0;
+                }
+                direction.Offset = sent;
                 direction.Count = received - sent;
                 return true;
             }
             if (received < buffer.Length)
             {
+                // Drained: an idle stream holds no buffer.
+                direction.Release();
                 return true;
             }
         }
@@ -217,7 +226,7 @@ internal sealed class TcpForwarder : ISocketEventHandler
     /// <returns>False when the session failed.</returns>
     private bool Flush(EventLoopSocket to, ref Direction direction, bool toClient)
     {
-        var sent = to.Send(direction.Pending.AsSpan(direction.Offset, direction.Count), out var error);
+        var sent = to.Send(direction.Own.AsSpan(direction.Offset, direction.Count), out var error);
         if (error == SocketError.WouldBlock)
         {
             return true;
@@ -228,10 +237,6 @@ internal sealed class TcpForwarder : ISocketEventHandler
         }
         direction.Offset += sent;
         direction.Count -= sent;
-        if (direction.Count == 0)
-        {
-            direction.Release();
-        }
         return true;
     }
 
@@ -263,21 +268,28 @@ internal sealed class TcpForwarder : ISocketEventHandler
         _done.TrySetResult();
     }
 
-    /// <summary>One direction of the copy: its end seen, and what its receiver has not taken yet.</summary>
+    /// <summary>
+    /// One direction of the copy: its end seen; its own buffer while the stream is busy and its receiver slower; and
+    /// what of it the receiver has not taken yet (<see cref="Offset"/>, <see cref="Count"/>).
+    /// </summary>
     private struct Direction
     {
-        public byte[]? Pending;
+        public byte[]? Own;
         public int Offset;
         public int Count;
         public bool Ended;
 
+        /// <summary>Read on: not ended, and nothing waits for the receiver.</summary>
+        public readonly bool Flowing => !Ended && Count == 0;
+
         public void Release()
         {
-            if (Pending is not null)
+            if (Own is not null)
             {
-                ArrayPool<byte>.Shared.Return(Pending);
-                Pending = null;
+                ArrayPool<byte>.Shared.Return(Own);
+                Own = null;
             }
+            Count = 0;
         }
     }
 }
