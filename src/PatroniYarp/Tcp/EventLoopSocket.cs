@@ -280,7 +280,11 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
         }
         Loop.Unregister(Token);
         _handle.Dispose();
-        Complete(new ObjectDisposedException(nameof(EventLoopSocket)));
+        if (Volatile.Read(ref _waiting) != 0)
+        {
+            // Only for a wait: every session disposes two sockets, and an exception object is not free.
+            Complete(new ObjectDisposedException(nameof(EventLoopSocket)));
+        }
         if (_handler is { } handler && !handler.IsFinished)
         {
             Loop.Post(handler);
