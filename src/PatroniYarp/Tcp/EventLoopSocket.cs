@@ -234,26 +234,15 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
         {
             return;
         }
-        var added = false;
-        try
+        // Keeps the descriptor from being closed, and its number reused, while epoll is told about it.
+        using var handle = new NativeSocket.Use(_handle);
+        var error = Epoll.Control(Loop.Descriptor, handle.Fd, events, Token, _registered);
+        if (error != 0)
         {
-            // Keeps the descriptor from being closed, and its number reused, while epoll is told about it.
-            _handle.DangerousAddRef(ref added);
-            var error = Epoll.Control(Loop.Descriptor, (int)_handle.DangerousGetHandle(), events, Token, _registered);
-            if (error != 0)
-            {
-                throw new SocketException((int)(error is 12 or 28 ? SocketError.NoBufferSpaceAvailable : SocketError.SocketError));
-            }
-            _registered = events != 0;
-            _interest = events;
+            throw new SocketException((int)NativeSocket.ToSocketError(error));
         }
-        finally
-        {
-            if (added)
-            {
-                _handle.DangerousRelease();
-            }
-        }
+        _registered = events != 0;
+        _interest = events;
     }
 
     internal void OnEvents(uint events)

@@ -164,12 +164,13 @@ internal static unsafe partial class NativeSocket
 
     private static SocketError LastError() => ToSocketError(Marshal.GetLastPInvokeError());
 
-    private static SocketError ToSocketError(int errno) => errno switch
+    /// <summary>An errno as the <see cref="SocketError"/> a <see cref="SocketException"/> carries.</summary>
+    internal static SocketError ToSocketError(int errno) => errno switch
     {
         4 => SocketError.Interrupted,
         9 => SocketError.OperationAborted,
         11 or 115 => SocketError.WouldBlock,
-        12 or 105 => SocketError.NoBufferSpaceAvailable,
+        12 or 28 or 105 => SocketError.NoBufferSpaceAvailable,
         23 or 24 => SocketError.TooManyOpenSockets,
         32 => SocketError.Shutdown,
         99 => SocketError.AddressNotAvailable,
@@ -198,7 +199,7 @@ internal static unsafe partial class NativeSocket
     }
 
     /// <summary>Holds the handle for one call: its descriptor cannot be closed, and its number reused, meanwhile.</summary>
-    private readonly ref struct Use
+    internal readonly ref struct Use
     {
         private readonly SafeHandle _handle;
 

@@ -1,6 +1,5 @@
 using System.IO.Pipelines;
 using System.Net;
-using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
@@ -42,7 +41,7 @@ internal sealed class TcpSocketConnection : ConnectionContext
                 {
                     field = Client.LocalEndPoint;
                 }
-                catch (Exception ex) when (ex is ObjectDisposedException or SocketException)
+                catch (ObjectDisposedException)
                 {
                     // Closed already: there is no address to tell.
                 }
