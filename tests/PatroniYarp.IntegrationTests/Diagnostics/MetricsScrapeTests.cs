@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Npgsql;
 using PatroniYarp.IntegrationTests.Infrastructure;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.IntegrationTests.Diagnostics;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using PatroniYarp.IntegrationTests.Infrastructure;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.IntegrationTests.Diagnostics;
 

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using PatroniYarp.IntegrationTests.Infrastructure;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.IntegrationTests.Faults;
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using PatroniYarp.IntegrationTests.Infrastructure;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.IntegrationTests.Faults;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using PatroniYarp.IntegrationTests.Infrastructure;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.IntegrationTests.Faults;
 

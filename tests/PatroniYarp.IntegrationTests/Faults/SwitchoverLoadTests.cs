@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Npgsql;
 using PatroniYarp.IntegrationTests.Infrastructure;
+using PatroniYarp.Testing;
 using Xunit.Abstractions;
 
 namespace PatroniYarp.IntegrationTests.Faults;

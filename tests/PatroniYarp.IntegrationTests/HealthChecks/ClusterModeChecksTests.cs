@@ -1,5 +1,6 @@
 using PatroniYarp.HealthChecks;
 using PatroniYarp.IntegrationTests.Infrastructure;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.IntegrationTests.HealthChecks;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using PatroniYarp.IntegrationTests.Infrastructure;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.IntegrationTests.HealthChecks;
 

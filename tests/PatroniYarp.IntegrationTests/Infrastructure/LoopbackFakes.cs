@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.IntegrationTests.Infrastructure;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using PatroniYarp.IntegrationTests.Infrastructure;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.IntegrationTests.Patroni;
 

@@ -1,5 +1,6 @@
 using Npgsql;
 using PatroniYarp.IntegrationTests.Infrastructure;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.IntegrationTests.Tcp;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using PatroniYarp.Tcp;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.Tests.Tcp;
 
@@ -16,7 +17,7 @@ public sealed class EventLoopSocketTests : IDisposable
     [InlineData("::1")]
     public async Task ConnectAsync_NothingListens_ConnectionRefused(string address)
     {
-        var port = FreePort(IPAddress.Parse(address));
+        var port = FreePort.Next(IPAddress.Parse(address));
 
         var ex = await Assert.ThrowsAsync<SocketException>(
             () => EventLoopSocket.ConnectAsync(_loop, new IPEndPoint(IPAddress.Parse(address), port), CancellationToken.None));
@@ -44,13 +45,6 @@ public sealed class EventLoopSocketTests : IDisposable
         var buffer = new byte[4];
         Assert.Equal(4, await accepted.ReceiveAsync(buffer, SocketFlags.None));
         Assert.Equal("ping"u8.ToArray(), buffer);
-    }
-
-    private static int FreePort(IPAddress address)
-    {
-        using var listener = new TcpListener(address, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     [Fact]

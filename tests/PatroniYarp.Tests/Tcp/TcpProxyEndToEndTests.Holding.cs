@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using PatroniYarp.Tcp;
+using PatroniYarp.Testing;
 using Yarp.ReverseProxy.Configuration;
 
 namespace PatroniYarp.Tests.Tcp;
@@ -33,7 +34,7 @@ public partial class TcpProxyEndToEndTests
     public async Task Held_DestinationAppears_SessionForwardedWithItsFirstBytes()
     {
         _portTemplate = _portTemplate with { LeaderWaitTimeout = 60 };
-        var master = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [Cluster("master")]);
 
         // Its startup is read, then the session is held with it.
@@ -52,7 +53,7 @@ public partial class TcpProxyEndToEndTests
     public async Task Held_ClientSendsMoreWhileHeld_BytesReachTheMemberAfterTheStartup()
     {
         _portTemplate = _portTemplate with { LeaderWaitTimeout = 60 };
-        var master = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [Cluster("master")]);
         await using var session = await ConnectAsync(master);
         await TcpTestSupport.PollUntilAsync(() => Held.Waiting(MasterId) == 1, "the session is held");
@@ -72,7 +73,7 @@ public partial class TcpProxyEndToEndTests
     public async Task Held_NoDestinationWithinLeaderWaitTimeout_Closed()
     {
         _portTemplate = _portTemplate with { LeaderWaitTimeout = 0.2 };
-        var master = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [Cluster("master")]);
 
         await using var session = await ConnectAsync(master);
@@ -86,7 +87,7 @@ public partial class TcpProxyEndToEndTests
     public async Task Held_MaxWaitingReached_NextSessionRefusedAtOnce_HeldOnesStay()
     {
         _portTemplate = _portTemplate with { LeaderWaitTimeout = 60, MaxWaiting = 2 };
-        var master = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [Cluster("master")]);
         await using var first = await ConnectAsync(master);
         await using var second = await ConnectAsync(master);
@@ -106,7 +107,7 @@ public partial class TcpProxyEndToEndTests
     public async Task Held_ClientDisconnects_SlotReleased()
     {
         _portTemplate = _portTemplate with { LeaderWaitTimeout = 60, MaxWaiting = 1 };
-        var master = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [Cluster("master")]);
         var leaving = await ConnectAsync(master);
         await TcpTestSupport.PollUntilAsync(() => Held.Waiting(MasterId) == 1, "the session is held");
@@ -127,9 +128,9 @@ public partial class TcpProxyEndToEndTests
     {
         _portTemplate = _portTemplate with { LeaderWaitTimeout = 60 };
         await using var replica = new LoopbackEcho();
-        var master = TcpTestSupport.FreePort();
-        var replicas = TcpTestSupport.FreePort();
-        var deadLeader = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
+        var replicas = FreePort.Next();
+        var deadLeader = FreePort.Next();
         await StartAsync(Options(("master", master), ("replicas", replicas)),
             [LeaderCluster("master", "old", deadLeader), Cluster("replicas", ("replica", replica.Port))]);
 
@@ -147,8 +148,8 @@ public partial class TcpProxyEndToEndTests
     {
         _portTemplate = _portTemplate with { LeaderWaitTimeout = 60 };
         _tcpOptions = new TcpProxyOptions { FailedDestinationReactivationPeriod = TimeSpan.FromMilliseconds(300) };
-        var master = TcpTestSupport.FreePort();
-        var memberPort = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
+        var memberPort = FreePort.Next();
         await StartAsync(Options(("master", master)), [LeaderCluster("master", "node1", memberPort)]);
 
         // The member refuses (its PostgreSQL restarts), then listens again; YARP's configuration never changes.

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using PatroniYarp.Testing;
 
 namespace PatroniYarp.Tests.Tcp;
 
@@ -28,7 +29,7 @@ public partial class TcpProxyEndToEndTests
     {
         _portTemplate = _portTemplate with { LeaderWaitTimeout = 60 };
         await using var leaving = new FakePostgres(sqlState is null ? null : FakePostgres.Error(sqlState, what));
-        var master = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [LeaderCluster("master", "old", leaving.Port)]);
 
         await using var session = await ConnectAsync(master);
@@ -47,7 +48,7 @@ public partial class TcpProxyEndToEndTests
     public async Task Startup_MemberShuttingDownBesideGoodOne_GoodOneServesWithoutHolding()
     {
         await using var leaving = new FakePostgres(FakePostgres.Error("57P03", "the database system is shutting down"));
-        var port = TcpTestSupport.FreePort();
+        var port = FreePort.Next();
         await StartAsync(Options(("replicas", port)), [Cluster("replicas", ("old", leaving.Port), ("node1", _echo.Port))]);
 
         for (var i = 0; i < 3; i++)
@@ -64,7 +65,7 @@ public partial class TcpProxyEndToEndTests
     {
         var error = FakePostgres.Error("28P01", "password authentication failed for user \"test\"");
         await using var rejecting = new FakePostgres(error);
-        var master = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [LeaderCluster("master", "node1", rejecting.Port)]);
 
         await using var session = await ConnectAsync(master);
@@ -81,7 +82,7 @@ public partial class TcpProxyEndToEndTests
         // TLS is end to end: whatever the member answers reaches the client, even a rejection.
         var error = FakePostgres.Error("57P03", "the database system is shutting down");
         await using var leaving = new FakePostgres(error);
-        var master = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [LeaderCluster("master", "node1", leaving.Port)]);
 
         await using var session = await ConnectRawAsync(master);
@@ -97,7 +98,7 @@ public partial class TcpProxyEndToEndTests
     [Fact]
     public async Task Startup_CancelRequest_ForwardedAsItIs()
     {
-        var master = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [Cluster("master", ("node1", _echo.Port))]);
         byte[] cancel = [0, 0, 0, 16, 0x04, 0xD2, 0x16, 0x2E, 0, 0, 0x30, 0x39, 1, 2, 3, 4];
 
@@ -115,7 +116,7 @@ public partial class TcpProxyEndToEndTests
     [InlineData("short ssl", "a SslRequest of 12 bytes")]
     public async Task Startup_MalformedFirstMessage_ClosedWithALogLineAndNoMemberReached(string kind, string logged)
     {
-        var master = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [Cluster("master", ("node1", _echo.Port))]);
         var bytes = kind switch
         {

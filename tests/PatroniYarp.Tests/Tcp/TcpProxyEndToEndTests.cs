@@ -8,8 +8,9 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
 using PatroniYarp.Patroni;
-using PatroniYarp.Tests.Configuration;
 using PatroniYarp.Tcp;
+using PatroniYarp.Testing;
+using PatroniYarp.Tests.Configuration;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Health;
 
@@ -18,7 +19,7 @@ namespace PatroniYarp.Tests.Tcp;
 /// <summary>A real Kestrel host with AddTcpProxy and YARP fed from memory, forwarding to loopback echo servers.</summary>
 public partial class TcpProxyEndToEndTests : IAsyncLifetime
 {
-    private readonly int _adminPort = TcpTestSupport.FreePort();
+    private readonly int _adminPort = FreePort.Next();
     private readonly LoopbackEcho _echo = new();
     private TestOptionsMonitor<ProxyOptions> _options = null!;
     private WebApplication _app = null!;
@@ -144,8 +145,8 @@ public partial class TcpProxyEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task Proxy_ConfigChanges_CloseExactlyTheAffectedSessions()
     {
-        var master = TcpTestSupport.FreePort();
-        var replicas = TcpTestSupport.FreePort();
+        var master = FreePort.Next();
+        var replicas = FreePort.Next();
         await StartAsync(Options(("master", master)), [Cluster("master", ("node1", _echo.Port))]);
 
         await using var masterSession = await ConnectAsync(master);
@@ -183,8 +184,8 @@ public partial class TcpProxyEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task Proxy_MemberRefusesConnect_NextMemberServesAndSessionsAreListed()
     {
-        var port = TcpTestSupport.FreePort();
-        var dead = TcpTestSupport.FreePort();
+        var port = FreePort.Next();
+        var dead = FreePort.Next();
         await StartAsync(Options(("replicas", port)), [Cluster("replicas", ("dead", dead), ("node1", _echo.Port))]);
 
         var sessions = new List<NetworkStream>();
@@ -213,7 +214,7 @@ public partial class TcpProxyEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task Proxy_HostStops_SessionsClosedAfterDrain()
     {
-        var port = TcpTestSupport.FreePort();
+        var port = FreePort.Next();
         await StartAsync(Options(("master", port)), [Cluster("master", ("node1", _echo.Port))]);
         await using var session = await ConnectAsync(port);
         await AssertEchoesAsync(session, "before stop");
