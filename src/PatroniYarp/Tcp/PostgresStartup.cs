@@ -23,7 +23,8 @@ internal enum FirstMessageKind
 /// away unseen.
 /// Only a plaintext StartupMessage is replayed: when the backend closes or resets before answering, or answers 57P03
 /// (cannot_connect_now: shutting down, starting up), 57P01 or 57P02, the client never sees it and the handler tries
-/// the next member. TLS (SSLRequest, GSSENCRequest, direct TLS) is end to end — the proxy never opens it, so a
+/// the next member. A login without a password (trust, cert) is held to its ReadyForQuery, so a member that shuts down
+/// during it is replayed too; once a password is asked for, the exchange is the client's. TLS (SSLRequest, GSSENCRequest, direct TLS) is end to end — the proxy never opens it, so a
 /// rejection inside TLS reaches the client as it would without a proxy. A CancelRequest is passed on as it is.
 /// The reply buffer is given back (<see cref="Dispose"/>) before the session starts forwarding. The message itself is
 /// kept in an array of its own size, not a pooled buffer: a session holds it through the connect, and sessions that
@@ -41,8 +42,8 @@ internal sealed class PostgresStartup : IDisposable
     internal const int ReplyCapacity = 2048;
 
     /// <summary>
-    /// The reply's first buffer: an authentication request, and most of a trust login's answer, fit; what does not is
-    /// forwarded after it. Sessions connecting in a burst hold it past what the pool keeps: each is new garbage (P5).
+    /// The reply's first buffer: an authentication request, and most of a trust login's answer, fit; for the rest it
+    /// moves to one of <see cref="ReplyCapacity"/>. Sessions connecting in a burst hold it past what the pool keeps: each is new garbage (P5).
     /// </summary>
     internal const int InitialReplyLength = 512;
 
@@ -55,6 +56,12 @@ internal sealed class PostgresStartup : IDisposable
     private const int GssEncRequestCode = 80877104;
     private const byte TlsHandshakeRecord = 0x16;
     private const byte ErrorResponse = (byte)'E';
+    private const byte Authentication = (byte)'R';
+    private const int AuthenticationOk = 0;
+    private const byte NegotiateProtocolVersion = (byte)'v';
+    private const byte ParameterStatus = (byte)'S';
+    private const byte BackendKeyData = (byte)'K';
+    private const byte Notice = (byte)'N';
 
     private byte[]? _message;
     private byte[]? _reply;
@@ -173,8 +180,9 @@ internal sealed class PostgresStartup : IDisposable
 
     /// <summary>
     /// Sends the first message to a freshly connected backend. For a startup, also waits for the backend's first reply
-    /// (kept in <see cref="Reply"/> for the client) and says why it must not reach the client: the backend closed or
-    /// reset before answering, or turned the session away with 57P03, 57P01 or 57P02. Null when it may.
+    /// (to its ReadyForQuery when no password is asked; kept in <see cref="Reply"/> for the client) and says why it must
+    /// not reach the client: the backend closed or reset before answering or during a login, or turned the session away
+    /// with 57P03, 57P01 or 57P02. Null when it may.
     /// </summary>
     /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> fires (the client left).</exception>
     public async Task<string?> SendAsync(EventLoopSocket backend, CancellationToken cancellationToken)
@@ -193,18 +201,13 @@ internal sealed class PostgresStartup : IDisposable
             {
                 if (_replyLength == _reply.Length && _reply.Length < ReplyCapacity)
                 {
-                    // Only an ErrorResponse is read on (Inspect): it gets the whole room.
+                    // A long ErrorResponse, or a login's answer that did not fit: read on up to the whole room (Inspect).
                     _reply = Grow(_reply, _replyLength, ReplyCapacity);
                 }
                 var reply = _reply.AsMemory(0, Math.Min(_reply.Length, ReplyCapacity));
                 var received = await backend.ReceiveAsync(reply[_replyLength..], cancellationToken).ConfigureAwait(false);
-                if (received == 0)
-                {
-                    // A partial reply then a close is the client's to see, as it would be without a proxy.
-                    return _replyLength == 0 ? "it closed the connection before answering the startup" : null;
-                }
                 _replyLength += received;
-                var (complete, rejection) = Inspect(reply.Span[.._replyLength]);
+                var (complete, rejection) = Inspect(reply.Span[.._replyLength], closed: received == 0);
                 if (complete)
                 {
                     return rejection;
@@ -271,30 +274,78 @@ internal sealed class PostgresStartup : IDisposable
     }
 
     /// <summary>
-    /// Looks at the backend's first reply so far: whether enough of it is there to decide, and if so why it must not
-    /// reach the client (null when it may). Only an ErrorResponse is read further than its first byte.
+    /// Looks at the backend's reply so far: whether enough of it is there to decide, and if so why it must not reach the
+    /// client (null when it may). An authentication request is the client's to answer and decides at once. A login that
+    /// needs none (trust, cert) is held from its AuthenticationOk to its ReadyForQuery: PostgreSQL sends them in one
+    /// flush, and a member that shuts down in between ends the login with 57P01 after an AuthenticationOk, which a
+    /// client would see as a failed connect. <paramref name="closed"/>: the backend closed after this much.
     /// </summary>
-    internal static (bool Complete, string? Rejection) Inspect(ReadOnlySpan<byte> reply)
+    internal static (bool Complete, string? Rejection) Inspect(ReadOnlySpan<byte> reply, bool closed = false)
     {
-        if (reply.IsEmpty)
+        var authenticated = false;
+        var rest = reply;
+        while (!rest.IsEmpty)
         {
-            return (false, null);
+            var type = rest[0];
+            if (type == ErrorResponse)
+            {
+                return InspectError(rest, full: reply.Length >= ReplyCapacity || closed);
+            }
+            if (rest.Length < 5)
+            {
+                break;
+            }
+            var length = 1 + (long)BinaryPrimitives.ReadInt32BigEndian(rest[1..]);
+            if (type == Authentication && !authenticated)
+            {
+                if (rest.Length < 9)
+                {
+                    break;
+                }
+                if (length != 9 || BinaryPrimitives.ReadInt32BigEndian(rest[5..]) != AuthenticationOk)
+                {
+                    return (true, null);
+                }
+                authenticated = true;
+                rest = rest[9..];
+                continue;
+            }
+            var before = type == NegotiateProtocolVersion || authenticated && type is ParameterStatus or BackendKeyData or Notice;
+            if (!before || length < 5)
+            {
+                // ReadyForQuery, or something this check does not know: the client reads it as it would without a proxy.
+                return (true, null);
+            }
+            if (length > rest.Length)
+            {
+                break;
+            }
+            rest = rest[(int)length..];
         }
-        if (reply[0] != ErrorResponse)
+        if (closed)
         {
-            return (true, null);
+            return (true, reply.IsEmpty ? "it closed the connection before answering the startup"
+                : authenticated ? "it closed the connection after AuthenticationOk, before ReadyForQuery"
+                : null);
         }
-        if (reply.Length < 5)
+        // A reply too long to hold goes to the client as it is.
+        return reply.Length >= ReplyCapacity ? (true, null) : (false, null);
+    }
+
+    /// <summary>An ErrorResponse: 57P01, 57P02 and 57P03 say the member is going away or not there yet.</summary>
+    private static (bool Complete, string? Rejection) InspectError(ReadOnlySpan<byte> error, bool full)
+    {
+        if (error.Length < 5)
         {
-            return (false, null);
+            return (full, null);
         }
-        var end = 1 + (long)BinaryPrimitives.ReadInt32BigEndian(reply[1..]);
-        if (end > reply.Length && reply.Length < ReplyCapacity)
+        var end = 1 + (long)BinaryPrimitives.ReadInt32BigEndian(error[1..]);
+        if (end > error.Length && !full)
         {
             return (false, null);
         }
         // Fields: a type byte and a NUL-terminated text each, then a NUL.
-        var fields = reply[5..(int)Math.Min(end, reply.Length)];
+        var fields = error[5..(int)Math.Min(end, error.Length)];
         string? code = null;
         string? message = null;
         while (fields.Length > 1 && fields[0] != 0)

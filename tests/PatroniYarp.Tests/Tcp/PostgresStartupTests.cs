@@ -65,10 +65,65 @@ public class PostgresStartupTests
         Assert.False(PostgresStartup.Inspect(ReadOnlySpan<byte>.Empty).Complete);
     }
 
+    /// <summary>AuthenticationMD5Password with its salt.</summary>
+    private static readonly byte[] Md5Request = [(byte)'R', 0, 0, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4];
+
+    /// <summary>A password request is the client's to answer: it goes to the client once its code is there.</summary>
     [Fact]
-    public void Inspect_AuthenticationRequest_PassedAfterItsFirstByte()
+    public void Inspect_PasswordRequest_PassedOnceItsCodeIsThere()
     {
-        Assert.Equal((true, null), PostgresStartup.Inspect([(byte)'R']));
+        Assert.False(PostgresStartup.Inspect(Md5Request[..8]).Complete);
+        Assert.Equal((true, null), PostgresStartup.Inspect(Md5Request[..9]));
+    }
+
+    [Fact]
+    public void Inspect_LoginWithoutPassword_HeldUntilReadyForQuery()
+    {
+        var login = TcpProxyEndToEndTests.FakePostgres.LoginBeforeReady();
+        Assert.Equal((false, null), PostgresStartup.Inspect(login));
+        Assert.Equal((true, null), PostgresStartup.Inspect([.. login, .. TcpProxyEndToEndTests.FakePostgres.ReadyForQuery()]));
+    }
+
+    [Theory]
+    [InlineData("57P01", true)]
+    [InlineData("53300", false)]
+    public void Inspect_LoginEndedByAnError_RejectedOnlyForTheMemberGoingAway(string code, bool rejected)
+    {
+        var (complete, rejection) = PostgresStartup.Inspect([.. TcpProxyEndToEndTests.FakePostgres.LoginBeforeReady(), .. Error(code)]);
+        Assert.True(complete);
+        Assert.Equal(rejected, rejection is not null);
+    }
+
+    [Fact]
+    public void Inspect_ClosedBeforeAnswerOrDuringLogin_Rejected()
+    {
+        Assert.Contains("before answering", PostgresStartup.Inspect(ReadOnlySpan<byte>.Empty, closed: true).Rejection);
+        var login = TcpProxyEndToEndTests.FakePostgres.LoginBeforeReady();
+        Assert.Contains("before ReadyForQuery", PostgresStartup.Inspect(login, closed: true).Rejection);
+        Assert.Contains("before ReadyForQuery", PostgresStartup.Inspect(login[..^3], closed: true).Rejection);
+    }
+
+    [Fact]
+    public void Inspect_ClosedAfterPartOfSomethingElse_PassedToTheClient()
+    {
+        Assert.Equal((true, null), PostgresStartup.Inspect([(byte)'v', 0, 0], closed: true));
+        Assert.Equal((true, null), PostgresStartup.Inspect(Md5Request[..6], closed: true));
+    }
+
+    [Fact]
+    public void Inspect_LoginLongerThanTheRoom_PassedToTheClient()
+    {
+        // AuthenticationOk, then ParameterStatus messages past the room.
+        var login = TcpProxyEndToEndTests.FakePostgres.LoginBeforeReady();
+        var parameter = login.AsSpan(9);
+        var reply = new byte[PostgresStartup.ReplyCapacity];
+        login.CopyTo(reply, 0);
+        for (var filled = login.Length; filled < reply.Length; filled += parameter.Length)
+        {
+            parameter[..Math.Min(parameter.Length, reply.Length - filled)].CopyTo(reply.AsSpan(filled));
+        }
+        Assert.Equal((false, null), PostgresStartup.Inspect(reply.AsSpan(0, login.Length + 3 * parameter.Length)));
+        Assert.Equal((true, null), PostgresStartup.Inspect(reply));
     }
 }
 
@@ -118,9 +173,10 @@ public class PostgresStartupSocketTests
                     filled += await backendPeer.ReceiveAsync(received.AsMemory(filled));
                 }
                 Assert.Equal(message, received);
-                await backendPeer.SendAsync(new byte[] { (byte)'R', 0, 0, 0, 8, 0, 0, 0, 0 });
+                byte[] login = [.. TcpProxyEndToEndTests.FakePostgres.LoginBeforeReady(), .. TcpProxyEndToEndTests.FakePostgres.ReadyForQuery()];
+                await backendPeer.SendAsync(login);
                 Assert.Null(await send);
-                Assert.Equal(9, startup.Reply.Length);
+                Assert.Equal(login, startup.Reply.ToArray());
             }
         }
     }

@@ -21,14 +21,18 @@ public partial class TcpProxyEndToEndTests
     }
 
     [Theory]
-    [InlineData("57P03", "the database system is shutting down")]
-    [InlineData("57P03", "the database system is starting up")]
-    [InlineData("57P01", "terminating connection due to administrator command")]
-    [InlineData(null, "closes before answering")]
-    public async Task Startup_MemberTurnsSessionAway_ReplayedOnNextMemberAndClientSeesOnlyItsReply(string? sqlState, string what)
+    [InlineData("57P03", "the database system is shutting down", false)]
+    [InlineData("57P03", "the database system is starting up", false)]
+    [InlineData("57P01", "terminating connection due to administrator command", false)]
+    [InlineData(null, "closes before answering", false)]
+    // A trust login the member's fast shutdown ends after its AuthenticationOk, before ReadyForQuery.
+    [InlineData("57P01", "terminating connection due to administrator command", true)]
+    [InlineData(null, "closes before ReadyForQuery", true)]
+    public async Task Startup_MemberTurnsSessionAway_ReplayedOnNextMemberAndClientSeesOnlyItsReply(string? sqlState, string what, bool afterLogin)
     {
         _portTemplate = _portTemplate with { LeaderWaitTimeout = 60 };
-        await using var leaving = new FakePostgres(sqlState is null ? null : FakePostgres.Error(sqlState, what));
+        byte[] reply = [.. afterLogin ? FakePostgres.LoginBeforeReady() : [], .. sqlState is null ? [] : FakePostgres.Error(sqlState, what)];
+        await using var leaving = new FakePostgres(reply.Length == 0 ? null : reply);
         var master = FreePort.Next();
         await StartAsync(Options(("master", master)), [LeaderCluster("master", "old", leaving.Port)]);
 
@@ -162,14 +166,23 @@ public partial class TcpProxyEndToEndTests
         public Task<byte[]> FirstMessageAsync() => _firstMessage.Task.WaitAsync(TcpTestSupport.Timeout);
 
         /// <summary>An ErrorResponse as PostgreSQL sends it: severity, code and message fields.</summary>
-        public static byte[] Error(string sqlState, string message)
+        public static byte[] Error(string sqlState, string message) =>
+            Message('E', $"SFATAL\0VFATAL\0C{sqlState}\0M{message}\0\0");
+
+        /// <summary>What a trust login answers before ReadyForQuery: AuthenticationOk and a ParameterStatus.</summary>
+        public static byte[] LoginBeforeReady() =>
+            [.. Message('R', "\0\0\0\0"), .. Message('S', "server_version\015.14\0")];
+
+        public static byte[] ReadyForQuery() => Message('Z', "I");
+
+        private static byte[] Message(char type, string body)
         {
-            var fields = Encoding.UTF8.GetBytes($"SFATAL\0VFATAL\0C{sqlState}\0M{message}\0\0");
-            var error = new byte[5 + fields.Length];
-            error[0] = (byte)'E';
-            BinaryPrimitives.WriteInt32BigEndian(error.AsSpan(1), 4 + fields.Length);
-            fields.CopyTo(error, 5);
-            return error;
+            var bytes = Encoding.UTF8.GetBytes(body);
+            var message = new byte[5 + bytes.Length];
+            message[0] = (byte)type;
+            BinaryPrimitives.WriteInt32BigEndian(message.AsSpan(1), 4 + bytes.Length);
+            bytes.CopyTo(message, 5);
+            return message;
         }
 
         private async Task AcceptLoopAsync()
