@@ -63,12 +63,15 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
     }
 
     /// <summary>A connection waiting on a listening socket; null when none is (or it went away).</summary>
+    /// <exception cref="SocketException">Out of descriptors or memory: the connection stays queued.</exception>
     public EventLoopSocket? Accept(SocketEventLoop loop)
     {
-        var accepted = NativeSocket.Accept(_handle, out var remote, out _);
+        var accepted = NativeSocket.Accept(_handle, out var remote, out var error);
         if (accepted is null)
         {
-            return null;
+            return error is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable
+                ? throw new SocketException((int)error)
+                : null;
         }
         NativeSocket.SetNoDelay(accepted);
         return new EventLoopSocket(loop, accepted, remote);

@@ -355,6 +355,13 @@ internal sealed partial class TcpConnectionHandler
                 context, (connection.Client.Loop, target)).ConfigureAwait(false);
             return (socket, null);
         }
+        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+        {
+            // The proxy's own limit, not the member's fault: the member stays in, this session cannot be served.
+            pick.Counter.Decrement();
+            Log.NoDescriptor(_logger, endpoint.ClusterId, connection.RemoteEndPoint, ex.SocketErrorCode);
+            return (null, null);
+        }
         catch (Exception ex) when (ex is SocketException or TimeoutRejectedException)
         {
             pick.Counter.Decrement();
@@ -438,5 +445,9 @@ internal sealed partial class TcpConnectionHandler
             "Port {Port}: member {Member} at {Address} turned a session away before the client saw anything ({Rejection}); it is skipped for {Period} and the startup is replayed on the next member.")]
         public static partial void StartupRejected(ILogger logger, string port, string member, string address, string rejection,
             TimeSpan period);
+
+        [LoggerMessage(12, LogLevel.Error,
+            "Port {Port}: closing the session from {Client}: no socket for its backend ({Error}: out of file descriptors or memory; raise the open-files limit, ulimit -n).")]
+        public static partial void NoDescriptor(ILogger logger, string port, EndPoint? client, SocketError error);
     }
 }

@@ -50,6 +50,7 @@ internal static class TcpHostingExtensions
         services.AddProxyMetrics();
         services.TryAddSingleton<TcpLoadBalancer>();
         services.TryAddSingleton<SocketEventLoops>();
+        services.TryAddSingleton<DescriptorBudget>();
         services.TryAddSingleton<TcpConnectionHandler>();
         services.TryAddSingleton<TcpEndpointManager>();
         // Kestrel tries the transport registered last first; this one takes only the TCP ports' endpoints.

@@ -16,9 +16,12 @@ internal sealed class TcpSocketConnection : ConnectionContext
     private const string NoPipes = "A TCP port's connection is copied socket to socket; it has no pipes.";
 
     private readonly CancellationTokenSource _closed = new();
+    private DescriptorBudget? _budget;
 
-    public TcpSocketConnection(EventLoopSocket client, string connectionId)
+    /// <param name="budget">Where the session's room was taken; given back when the connection is disposed.</param>
+    public TcpSocketConnection(EventLoopSocket client, string connectionId, DescriptorBudget budget)
     {
+        _budget = budget;
         Client = client;
         ConnectionId = connectionId;
         RemoteEndPoint = client.RemoteEndPoint;
@@ -76,6 +79,7 @@ internal sealed class TcpSocketConnection : ConnectionContext
     public override ValueTask DisposeAsync()
     {
         Client.Dispose();
+        Interlocked.Exchange(ref _budget, null)?.Return();
         Cancel();
         _closed.Dispose();
         return ValueTask.CompletedTask;

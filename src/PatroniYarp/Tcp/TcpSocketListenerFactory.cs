@@ -11,10 +11,13 @@ namespace PatroniYarp.Tcp;
 /// hands them over as <see cref="TcpSocketConnection"/>s without reading them, so the forwarder can copy socket to
 /// socket. Kestrel still owns binding, reloads, the connection middleware pipeline and shutdown.
 /// </summary>
-internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOptions<SocketTransportOptions> options,
-    SocketEventLoops loops)
+internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOptions<SocketTransportOptions> options,
+    SocketEventLoops loops, DescriptorBudget budget, TimeProvider time, ILogger<TcpSocketListenerFactory> logger)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
+    /// <summary>How long accepting pauses when no more sessions fit under the open-files limit; the connections wait in the backlog.</summary>
+    internal static readonly TimeSpan AcceptPause = TimeSpan.FromMilliseconds(100);
+
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint ip && endpoints.IsTcpPort(ip.Port);
 
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
@@ -44,14 +47,17 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
         // Accepted on a TCP loop too: .NET's socket engine then has no part in a TCP port's connections at all.
         socket.Blocking = false;
         return ValueTask.FromResult<IConnectionListener>(
-            new Listener(socket, new EventLoopSocket(loops.Next(), socket.SafeHandle, remoteEndPoint: null), loops));
+            new Listener(socket, new EventLoopSocket(loops.Next(), socket.SafeHandle, remoteEndPoint: null), loops, budget, time, logger));
     }
 
     /// <param name="bound">Bound and listening by .NET (as Kestrel's own transport does it); kept so it is closed once.</param>
     /// <param name="socket">The same socket as the loop watches it.</param>
-    private sealed class Listener(Socket bound, EventLoopSocket socket, SocketEventLoops loops) : IConnectionListener
+    private sealed class Listener(Socket bound, EventLoopSocket socket, SocketEventLoops loops, DescriptorBudget budget,
+        TimeProvider time, ILogger logger)
+        : IConnectionListener
     {
         private long _accepted;
+        private long _paused;
 
         public EndPoint EndPoint { get; } = bound.LocalEndPoint!;
 
@@ -59,14 +65,28 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
         {
             while (true)
             {
+                string pause;
                 try
                 {
                     await socket.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
-                    if (socket.Accept(loops.Next()) is { } accepted)
+                    if (!budget.TryTake())
                     {
-                        return new TcpSocketConnection(accepted, $"{EndPoint}#{Interlocked.Increment(ref _accepted)}");
+                        pause = $"{budget.Taken} sessions are open, the most the open-files limit ({budget.Limit}) leaves room for";
                     }
-                    // The client gave up before we accepted it, or a spurious wake-up: wait for the next one.
+                    else if (Accept() is { } accepted)
+                    {
+                        if (_paused > 0)
+                        {
+                            Log.AcceptResumed(logger, EndPoint, _paused * AcceptPause.TotalMilliseconds);
+                            _paused = 0;
+                        }
+                        return new TcpSocketConnection(accepted, $"{EndPoint}#{Interlocked.Increment(ref _accepted)}", budget);
+                    }
+                    else
+                    {
+                        // The client gave up before we accepted it, or a spurious wake-up: wait for the next one.
+                        continue;
+                    }
                 }
                 catch (Exception ex) when (ex is ObjectDisposedException or OperationCanceledException
                     || ex is SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted })
@@ -74,9 +94,47 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                     // Unbound: Kestrel's accept loop ends on null.
                     return null;
                 }
+                catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+                {
+                    pause = $"{ex.SocketErrorCode}: the process is out of file descriptors or memory";
+                }
                 catch (SocketException)
                 {
                     // epoll could not watch the socket this time: try again.
+                    continue;
+                }
+
+                // The listener stays readable while connections wait, so trying again at once would spin a loop.
+                // Said once per pause, not once per try.
+                if (_paused++ == 0)
+                {
+                    Log.AcceptPaused(logger, EndPoint, pause, AcceptPause.TotalMilliseconds);
+                }
+                try
+                {
+                    await Task.Delay(AcceptPause, time, cancellationToken).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return null;
+                }
+            }
+        }
+
+        /// <summary>Accepts a waiting connection into the room just taken, which goes back if none comes.</summary>
+        private EventLoopSocket? Accept()
+        {
+            EventLoopSocket? accepted = null;
+            try
+            {
+                accepted = socket.Accept(loops.Next());
+                return accepted;
+            }
+            finally
+            {
+                if (accepted is null)
+                {
+                    budget.Return();
                 }
             }
         }
@@ -89,5 +147,15 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
             bound.Dispose();
             return ValueTask.CompletedTask;
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1, Level = LogLevel.Warning,
+            Message = "Not accepting connections on {EndPoint} for now: {Reason}. They wait in the listen backlog; trying again every {PauseMs} ms. Raise the open-files limit (ulimit -n) to serve more.")]
+        public static partial void AcceptPaused(ILogger logger, EndPoint endPoint, string reason, double pauseMs);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Accepting connections on {EndPoint} again after {PausedMs} ms")]
+        public static partial void AcceptResumed(ILogger logger, EndPoint endPoint, double pausedMs);
     }
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text.RegularExpressions;
 using PatroniYarp.IntegrationTests.Infrastructure;
 using PatroniYarp.Testing;
 
@@ -91,6 +92,54 @@ public sealed class BackendFaultTests
     }
 
     /// <summary>
+    /// Under a tight ulimit -n the proxy takes the sessions the limit leaves room for, says so and names the limit, lets
+    /// the next clients wait in the listen backlog instead of running out of descriptors (the .NET runtime dies when it
+    /// cannot open a file), and serves them once sessions end.
+    /// </summary>
+    [Fact]
+    public async Task OpenFilesLimitReached_NextClientsWaitAndAreServedOnceSessionsEnd()
+    {
+        await using var backend = new FakeBackend(BackendBehaviour.Silent);
+        await using var patroni = new FakeHttpApi(FakeHttpApi.ClusterWithLeaderAt(backend.Port));
+        var port = FreePort.Next();
+        await using var proxy = await StartProxyAsync(patroni, port, openFilesLimit: 400);
+        var budget = proxy.Output.Single(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal));
+        var maxSessions = int.Parse(Regex.Match(budget, "up to (\\d+) sessions").Groups[1].Value);
+
+        var served = new List<TcpClient>();
+        var waiting = new List<TcpClient>();
+        try
+        {
+            for (var i = 0; i < maxSessions; i++)
+            {
+                served.Add(await PgWire.ConnectAsync(port));
+            }
+            await Eventually.UntilAsync(() => Task.FromResult(backend.Accepted == maxSessions), TimeSpan.FromSeconds(20), "the sessions that fit to reach the member");
+            for (var i = 0; i < 3; i++)
+            {
+                // The kernel completes the handshake from the backlog whether or not the proxy accepts.
+                waiting.Add(await PgWire.ConnectAsync(port));
+            }
+            await proxy.WaitForOutputAsync(l => l.Contains($"{maxSessions} sessions are open, the most the open-files limit (400) leaves room for", StringComparison.Ordinal)
+                && l.Contains("ulimit -n", StringComparison.Ordinal), "the proxy to say the limit is reached");
+            Assert.Equal(maxSessions, backend.Accepted);
+            Assert.Equal(maxSessions, await OpenSessionsAsync(proxy));
+
+            served.ForEach(c => c.Dispose());
+            await Eventually.UntilAsync(() => Task.FromResult(backend.Accepted == maxSessions + waiting.Count), TimeSpan.FromSeconds(20),
+                "the waiting clients to reach the member");
+            await Eventually.UntilAsync(async () => await OpenSessionsAsync(proxy) == waiting.Count, TimeSpan.FromSeconds(20), "only the waiting clients' sessions open");
+            Assert.Contains(proxy.Output, l => l.Contains("Accepting connections", StringComparison.Ordinal));
+            Assert.False(proxy.HasExited);
+        }
+        finally
+        {
+            served.ForEach(c => c.Dispose());
+            waiting.ForEach(c => c.Dispose());
+        }
+    }
+
+    /// <summary>
     /// Without a baseline, returns the open files now (after the warm-up round); with one, waits until they are back to
     /// it, give or take <see cref="OpenFilesSlack"/>: a leak per session would show as <see cref="Sessions"/> more.
     /// </summary>
@@ -105,10 +154,11 @@ public sealed class BackendFaultTests
         return ProcessResources.OpenFiles(proxy.Pid);
     }
 
-    private static async Task<PatroniYarpProcess> StartProxyAsync(FakeHttpApi patroni, int port, string portOptions = "connect_timeout: 2")
+    private static async Task<PatroniYarpProcess> StartProxyAsync(FakeHttpApi patroni, int port, string portOptions = "connect_timeout: 2",
+        int? openFilesLimit = null)
     {
         var admin = FreePort.Next();
-        var proxy = await PatroniYarpProcess.StartAsync($$"""
+        var yaml = $$"""
             cluster_update_interval: 1
             listen_address: "127.0.0.1:{{admin}}"
             clusters:
@@ -116,7 +166,10 @@ public sealed class BackendFaultTests
                 hosts: ["{{patroni.Url}}"]
                 ports:
                   master: {listen: "127.0.0.1:{{port}}", roles: [leader], {{portOptions}}}
-            """, admin, "/", "--verbose");
+            """;
+        var proxy = openFilesLimit is { } limit
+            ? await PatroniYarpProcess.StartAsync(yaml, admin, limit, "--verbose")
+            : await PatroniYarpProcess.StartAsync(yaml, admin, "/", "--verbose");
         await Eventually.UntilAsync(async () =>
             (await proxy.GetJsonAsync("/clusters")).GetProperty("clusters").GetProperty("fake").GetProperty("ports").GetProperty("master")
                 .GetProperty("destinations").GetArrayLength() == 1, TimeSpan.FromSeconds(20), "the fake member as destination");

@@ -49,15 +49,22 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
     public static Task<PatroniYarpProcess> StartAsync(string yaml, int adminPort, params string[] extraArgs) =>
         StartAsync(yaml, adminPort, readyPath: "/", extraArgs);
 
+    /// <summary>As <see cref="StartAsync(string, int, string[])"/>, under an open-files limit (soft and hard, as ulimit -n sets them).</summary>
+    public static Task<PatroniYarpProcess> StartAsync(string yaml, int adminPort, int openFilesLimit, params string[] extraArgs) =>
+        StartAsync(yaml, adminPort, "/", openFilesLimit, extraArgs);
+
     /// <summary>
     /// Starts PatroniYarp (on <paramref name="yaml"/> as a positional argument when given, else on what
     /// <paramref name="extraArgs"/> say) and waits until <paramref name="readyPath"/> answers 2xx on
     /// 127.0.0.1:<paramref name="adminPort"/>; <see cref="Admin"/> then talks to that port. For configurations without
     /// an admin listener, e.g. a patroniglue file alone, which listens on its frontend only.
     /// </summary>
-    public static async Task<PatroniYarpProcess> StartAsync(string? yaml, int adminPort, string readyPath, params string[] extraArgs)
+    public static Task<PatroniYarpProcess> StartAsync(string? yaml, int adminPort, string readyPath, params string[] extraArgs) =>
+        StartAsync(yaml, adminPort, readyPath, openFilesLimit: null, extraArgs);
+
+    private static async Task<PatroniYarpProcess> StartAsync(string? yaml, int adminPort, string readyPath, int? openFilesLimit, string[] extraArgs)
     {
-        var process = Launch(yaml, extraArgs, out var directory, out var configPath);
+        var process = Launch(yaml, extraArgs, openFilesLimit, out var directory, out var configPath);
         var started = new PatroniYarpProcess(process, directory, configPath, adminPort);
         started.Capture();
         try
@@ -83,7 +90,7 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
     /// <summary>Runs PatroniYarp to its end (for start-up errors and --check-config) and returns its exit code and output.</summary>
     public static async Task<(int ExitCode, string Output)> RunToExitAsync(string? yaml, params string[] args)
     {
-        var process = Launch(yaml, args, out _, out _);
+        var process = Launch(yaml, args, openFilesLimit: null, out _, out _);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -150,11 +157,12 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
         }
     }
 
-    private static Process Launch(string? yaml, string[] args, out string directory, out string configPath)
+    private static Process Launch(string? yaml, string[] args, int? openFilesLimit, out string directory, out string configPath)
     {
         directory = System.IO.Directory.CreateTempSubdirectory("patroniyarp-it-").FullName;
         configPath = Path.Combine(directory, "patroni.yaml");
-        var startInfo = new ProcessStartInfo("dotnet")
+        // prlimit (util-linux) runs dotnet under the limit, as a shell's ulimit -n would.
+        var startInfo = new ProcessStartInfo(openFilesLimit is null ? "dotnet" : "prlimit")
         {
             // The content root is the build output, where appsettings.json is, as in the published container.
             WorkingDirectory = AppContext.BaseDirectory,
@@ -162,6 +170,11 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (openFilesLimit is { } limit)
+        {
+            startInfo.ArgumentList.Add($"--nofile={limit}:{limit}");
+            startInfo.ArgumentList.Add("dotnet");
+        }
         startInfo.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "PatroniYarp.dll"));
         if (yaml is not null)
         {
