@@ -24,8 +24,9 @@ internal enum FirstMessageKind
 /// Only a plaintext StartupMessage is replayed: when the backend closes or resets before answering, or answers 57P03
 /// (cannot_connect_now: shutting down, starting up), 57P01 or 57P02, the client never sees it and the handler tries
 /// the next member. A login without a password (trust, cert) is held to its ReadyForQuery, so a member that shuts down
-/// during it is replayed too; once a password is asked for, the exchange is the client's. TLS (SSLRequest, GSSENCRequest, direct TLS) is end to end — the proxy never opens it, so a
-/// rejection inside TLS reaches the client as it would without a proxy. A CancelRequest is passed on as it is.
+/// during it is replayed too; once a password is asked for, the exchange is the client's. TLS (SSLRequest,
+/// GSSENCRequest, direct TLS) is end to end — the proxy never opens it, so a rejection inside TLS reaches the client as
+/// it would without a proxy. A CancelRequest is passed on as it is.
 /// The reply buffer is given back (<see cref="Dispose"/>) before the session starts forwarding. The message itself is
 /// kept in an array of its own size, not a pooled buffer: a session holds it through the connect, and sessions that
 /// connect in a burst hold more buffers than the pool keeps, each of which would be new garbage of the pool's size (P5).
@@ -38,12 +39,13 @@ internal sealed class PostgresStartup : IDisposable
     /// <summary>A client sends its first message right after connecting; one that says nothing for this long is closed.</summary>
     public static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>Room for the backend's first reply (a trust login's whole answer is about 450 bytes).</summary>
+    /// <summary>Room for the backend's first reply; a longer one goes to the client unchecked.</summary>
     internal const int ReplyCapacity = 2048;
 
     /// <summary>
-    /// The reply's first buffer: an authentication request, and most of a trust login's answer, fit; for the rest it
-    /// moves to one of <see cref="ReplyCapacity"/>. Sessions connecting in a burst hold it past what the pool keeps: each is new garbage (P5).
+    /// The reply's first buffer: an authentication request and a trust login's whole answer (410–417 bytes from
+    /// PostgreSQL 15) fit; a longer one moves to one of <see cref="ReplyCapacity"/>. Sessions connecting in a burst hold
+    /// it past what the pool keeps: each is new garbage (P5).
     /// </summary>
     internal const int InitialReplyLength = 512;
 
