@@ -103,6 +103,8 @@ public sealed class BackendFaultTests
         await using var patroni = new FakeHttpApi(FakeHttpApi.ClusterWithLeaderAt(backend.Port));
         var port = FreePort.Next();
         await using var proxy = await StartProxyAsync(patroni, port, openFilesLimit: 400);
+        // Logged as the TCP ports bind; the console logger writes on its own thread, so it may come after the admin API answers.
+        await proxy.WaitForOutputAsync(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal), "the open-files budget in the log");
         var budget = proxy.Output.Single(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal));
         var maxSessions = int.Parse(Regex.Match(budget, "up to (\\d+) sessions").Groups[1].Value);
 
@@ -129,7 +131,7 @@ public sealed class BackendFaultTests
             await Eventually.UntilAsync(() => Task.FromResult(backend.Accepted == maxSessions + waiting.Count), TimeSpan.FromSeconds(20),
                 "the waiting clients to reach the member");
             await Eventually.UntilAsync(async () => await OpenSessionsAsync(proxy) == waiting.Count, TimeSpan.FromSeconds(20), "only the waiting clients' sessions open");
-            Assert.Contains(proxy.Output, l => l.Contains("Accepting connections", StringComparison.Ordinal));
+            await proxy.WaitForOutputAsync(l => l.Contains("Accepting connections", StringComparison.Ordinal), "the proxy to say it accepts again");
             Assert.False(proxy.HasExited);
         }
         finally
