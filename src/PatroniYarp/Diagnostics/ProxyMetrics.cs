@@ -49,9 +49,10 @@ internal sealed class ProxyMetrics
     private readonly Counter<long> _healthCacheMisses;
     private readonly Histogram<double> _healthBackendDuration;
     private readonly Histogram<double> _holdDuration;
+    private readonly Counter<long> _acceptPauses;
 
     public ProxyMetrics(IMeterFactory meterFactory, SessionRegistry sessions, ClusterStateStore store, HeldSessions held,
-        IOptionsMonitor<ProxyOptions> options, TimeProvider time)
+        DescriptorBudget budget, IOptionsMonitor<ProxyOptions> options, TimeProvider time)
     {
         var meter = meterFactory.Create(MeterName);
 
@@ -92,7 +93,22 @@ internal sealed class ProxyMetrics
             "Sessions waiting for an eligible member (e.g. a leader during a switchover), per cluster and port.");
         _holdDuration = meter.CreateHistogram("patroniyarp.sessions.hold.duration", "s",
             "How long held sessions waited, by outcome (forwarded, timed_out, client_gone).", advice: HoldAdvice);
+        meter.CreateObservableUpDownCounter("patroniyarp.connections.open", () => budget.Taken, "{connection}",
+            "Client connections the TCP ports hold now: sessions, and sessions being started or held.");
+        meter.CreateObservableGauge("patroniyarp.connections.limit", () => budget.MaxSessions, "{connection}",
+            "The most client connections the TCP ports take at once (two open files each under the open-files limit, with a reserve); more wait in the listen backlog.");
+        _acceptPauses = meter.CreateCounter<long>("patroniyarp.accept.pauses", "{pause}",
+            "Times a TCP port stopped accepting for a while, by reason: limit (connections.limit reached), out_of_descriptors.");
     }
+
+    /// <summary>Why a TCP port stopped accepting (the <c>reason</c> tag of <c>patroniyarp.accept.pauses</c>).</summary>
+    public static class PauseReasons
+    {
+        public const string Limit = "limit";
+        public const string OutOfDescriptors = "out_of_descriptors";
+    }
+
+    public void AcceptPaused(string reason) => _acceptPauses.Add(1, Tag("reason", reason));
 
     public void ConnectFailed(string cluster, string port, string member) =>
         _connectFailures.Add(1, Tag("cluster", cluster), Tag("port", port), Tag("member", member));

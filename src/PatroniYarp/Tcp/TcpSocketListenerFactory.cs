@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
+using PatroniYarp.Diagnostics;
 
 namespace PatroniYarp.Tcp;
 
@@ -12,7 +13,7 @@ namespace PatroniYarp.Tcp;
 /// socket. Kestrel still owns binding, reloads, the connection middleware pipeline and shutdown.
 /// </summary>
 internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOptions<SocketTransportOptions> options,
-    SocketEventLoops loops, DescriptorBudget budget, TimeProvider time, ILogger<TcpSocketListenerFactory> logger)
+    SocketEventLoops loops, DescriptorBudget budget, ProxyMetrics metrics, TimeProvider time, ILogger<TcpSocketListenerFactory> logger)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     /// <summary>How long accepting pauses when no more sessions fit under the open-files limit; the connections wait in the backlog.</summary>
@@ -47,13 +48,13 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
         // Accepted on a TCP loop too: .NET's socket engine then has no part in a TCP port's connections at all.
         socket.Blocking = false;
         return ValueTask.FromResult<IConnectionListener>(
-            new Listener(socket, new EventLoopSocket(loops.Next(), socket.SafeHandle, remoteEndPoint: null), loops, budget, time, logger));
+            new Listener(socket, new EventLoopSocket(loops.Next(), socket.SafeHandle, remoteEndPoint: null), loops, budget, metrics, time, logger));
     }
 
     /// <param name="bound">Bound and listening by .NET (as Kestrel's own transport does it); kept so it is closed once.</param>
     /// <param name="socket">The same socket as the loop watches it.</param>
     private sealed class Listener(Socket bound, EventLoopSocket socket, SocketEventLoops loops, DescriptorBudget budget,
-        TimeProvider time, ILogger logger)
+        ProxyMetrics metrics, TimeProvider time, ILogger logger)
         : IConnectionListener
     {
         private long _accepted;
@@ -66,12 +67,14 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
             while (true)
             {
                 string pause;
+                string reason;
                 try
                 {
                     await socket.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
                     if (!budget.TryTake())
                     {
                         pause = $"{budget.Taken} sessions are open, the most the open-files limit ({budget.Limit}) leaves room for";
+                        reason = ProxyMetrics.PauseReasons.Limit;
                     }
                     else if (Accept() is { } accepted)
                     {
@@ -97,6 +100,7 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
                 catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
                 {
                     pause = $"{ex.SocketErrorCode}: the process is out of file descriptors or memory";
+                    reason = ProxyMetrics.PauseReasons.OutOfDescriptors;
                 }
                 catch (SocketException)
                 {
@@ -109,6 +113,7 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
                 if (_paused++ == 0)
                 {
                     Log.AcceptPaused(logger, EndPoint, pause, AcceptPause.TotalMilliseconds);
+                    metrics.AcceptPaused(reason);
                 }
                 try
                 {

@@ -52,6 +52,8 @@ public sealed class MetricsScrapeTests(RealClusterFixture fixture) : IAsyncLifet
         Assert.True(samples.Sum("patroniyarp_poll_duration_seconds_count", ("cluster", "demo"), ("outcome", "success")) > 0);
         Assert.Contains(samples, s => s.Name == "patroniyarp_poll_duration_seconds_bucket" && s.Labels["host"].StartsWith("http://127.0.0.1:"));
         Assert.True(samples.Has("patroniyarp_cluster_staleness_seconds"));
+        Assert.True(samples.Sum("patroniyarp_connections_limit") > 1000);
+        Assert.True(samples.Sum("patroniyarp_connections_open") >= 2);
         Assert.Equal(0, samples.Sum("patroniyarp_cluster_stale", ("cluster", "demo")));
         Assert.True(samples.Has("process_cpu_time_seconds_total") || samples.Any(s => s.Name.StartsWith("dotnet_")));
     }

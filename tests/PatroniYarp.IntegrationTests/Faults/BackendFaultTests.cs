@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
+using PatroniYarp.IntegrationTests.Diagnostics;
 using PatroniYarp.IntegrationTests.Infrastructure;
 using PatroniYarp.Testing;
 
@@ -126,6 +127,14 @@ public sealed class BackendFaultTests
                 && l.Contains("ulimit -n", StringComparison.Ordinal), "the proxy to say the limit is reached");
             Assert.Equal(maxSessions, backend.Accepted);
             Assert.Equal(maxSessions, await OpenSessionsAsync(proxy));
+            // What an alert would watch: connections against the limit, and the pause.
+            await Eventually.UntilAsync(async () =>
+            {
+                var metrics = PrometheusText.Parse(await proxy.Admin.GetStringAsync("/metrics"));
+                return metrics.Sum("patroniyarp_connections_limit") == maxSessions
+                    && metrics.Sum("patroniyarp_connections_open") == maxSessions
+                    && metrics.Sum("patroniyarp_accept_pauses_total", ("reason", "limit")) >= 1;
+            }, TimeSpan.FromSeconds(20), "/metrics to show the limit reached");
 
             served.ForEach(c => c.Dispose());
             await Eventually.UntilAsync(() => Task.FromResult(backend.Accepted == maxSessions + waiting.Count), TimeSpan.FromSeconds(20),
