@@ -8,9 +8,9 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Configuration;
 using PatroniYarp.Patroni;
+using PatroniYarp.Tests.Configuration;
 using PatroniYarp.Tcp;
 using PatroniYarp.Testing;
-using PatroniYarp.Tests.Configuration;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Health;
 

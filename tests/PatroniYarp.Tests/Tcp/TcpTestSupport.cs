@@ -2,9 +2,9 @@ using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.Options;
 using ClusterRefreshResult = PatroniYarp.Patroni.ClusterRefreshResult;
 using IClusterRefresher = PatroniYarp.Patroni.IClusterRefresher;
-using Microsoft.Extensions.Options;
 using PatroniYarp.Tcp;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Model;
@@ -15,7 +15,6 @@ internal static class TcpTestSupport
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
 
-    /// <summary>A loopback port that was free a moment ago (bound to port 0, then released).</summary>
     public static async Task PollUntilAsync(Func<Task<bool>> condition, string what)
     {
         var deadline = DateTime.UtcNow + Timeout;
