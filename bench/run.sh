@@ -11,7 +11,8 @@
 #
 # Figures (full/quick): P1 pgbench -S -c16 -j2 TPS through the leader port; P2 pgbench -S -C -c8 TPS (a new
 # connection per transaction); P3 MB/s of a 1 GB COPY ... TO STDOUT through psql; P4 a switchover: failed attempts
-# and longest gap between successful writes for a loop that opens a new connection and INSERTs every 50 ms, through
+# (split: at connect, an INSERT that reached a read-only server, an INSERT cut while it ran) and longest gap between
+# successful writes for a loop that opens a new connection and INSERTs every 50 ms, through
 # HAProxy, PatroniYarp and a libpq client listing all three nodes (target_session_attrs=read-write); P5 KiB of RSS per
 # idle session (4 500 sessions to a loopback backend that accepts and holds); P6 cached /primary requests/s and p99
 # (wrk -c16 10 s), Patroni's own API beside PatroniYarp's health route when it has one.
@@ -363,10 +364,18 @@ per_run() {
 }
 
 # P4: three write loops across one switchover, in the same run.
-attempt() { # attempt TAG CONNINFO — one new connection + one INSERT; appends "start_ms end_ms ok|fail"
-  local s e r=ok
+attempt() { # attempt TAG CONNINFO — one new connection + one INSERT; appends "start_ms end_ms ok|fail-connect|fail-readonly|fail-running"
+  local s e r=ok err
   s=$(date +%s%3N)
-  psql "$2" -XAtqc "insert into bench_writes (via) values ('$1')" >/dev/null 2>>"$dir/p4-$1.err" || r=fail
+  if ! err=$(psql "$2" -XAtqc "insert into bench_writes (via) values ('$1')" 2>&1 >/dev/null); then
+    # libpq says "connection to server at … failed" when the connect itself failed; "read-only transaction" is a write
+    # sent to a replica. Anything else cut a session that was open: the old leader's fast shutdown ending an INSERT
+    # already running (57P01), which no proxy can replay.
+    if [[ $err == *"connection to server"*"failed"* ]]; then r=fail-connect
+    elif [[ $err == *"read-only transaction"* ]]; then r=fail-readonly
+    else r=fail-running; fi
+    printf '%s\n' "$err" >>"$dir/p4-$1.err"
+  fi
   e=$(date +%s%3N)
   echo "$s $e $r" >>"$dir/p4-$1.txt"
 }
@@ -377,9 +386,12 @@ write_loop() { # write_loop TAG CONNINFO — an attempt every 50 ms (each its ow
   done
   wait
 }
-gap_stats() { # gap_stats TAG — prints "failed longest_gap_s attempts"
-  awk '$3 == "ok" { print $2 } $3 == "fail" { f++ } END { print "F", f + 0 }' "$dir/p4-$1.txt" | sort -g \
-    | awk '$1 == "F" { f = $2; next } { if (n++ && $1 - p > g) g = $1 - p; p = $1 } END { printf "%d %.2f %d\n", f, g / 1000, n + f }'
+gap_stats() { # gap_stats TAG — prints "failed longest_gap_s attempts at_connect on_a_replica while_running"
+  awk '$3 == "ok" { print $2 } $3 ~ /^fail/ { f++; k[$3]++ }
+       END { print "F", f + 0, k["fail-connect"] + 0, k["fail-readonly"] + 0, k["fail-running"] + 0 }' "$dir/p4-$1.txt" \
+    | sort -g \
+    | awk '$1 == "F" { f = $2; c = $3; o = $4; r = $5; next } { if (n++ && $1 - p > g) g = $1 - p; p = $1 }
+           END { printf "%d %.2f %d %d %d %d\n", f, g / 1000, n + f, c, o, r }'
 }
 log "P4: switchover under three write loops"
 rm -f "$dir"/p4-*.txt "$dir"/p4-*.err "$dir/p4.stop"
@@ -392,10 +404,10 @@ sleep 3
 $cluster switchover >"$dir/p4-switchover.log" 2>&1
 sleep 8
 touch "$dir/p4.stop"; wait "$l1" "$l2" "$l3" "$l4"
-read -r ha_fail ha_gap ha_n < <(gap_stats haproxy)
-read -r py_fail py_gap py_n < <(gap_stats patroniyarp)
-read -r lp_fail lp_gap lp_n < <(gap_stats libpq)
-read -r pt_fail pt_gap pt_n < <(gap_stats patroniyarp-tls)
+read -r ha_fail ha_gap ha_n ha_con ha_ro ha_run < <(gap_stats haproxy)
+read -r py_fail py_gap py_n py_con py_ro py_run < <(gap_stats patroniyarp)
+read -r lp_fail lp_gap lp_n lp_con lp_ro lp_run < <(gap_stats libpq)
+read -r pt_fail pt_gap pt_n pt_con pt_ro pt_run < <(gap_stats patroniyarp-tls)
 
 # P5: idle sessions through each proxy to the holder (4 500; a proxy holds two files per session). One round: a second
 # would measure how each process reuses the memory the first round freed (HAProxy's pools at once, .NET's heap only
@@ -455,12 +467,12 @@ echo "|---|---|---|---|"
 echo "| P1 | $(med "${C1[haproxy]}") | $(med "${C1[patroniyarp]}") | $(med "${C1[floor]}") |"
 echo "| P2 | $(med "${C2[haproxy]}") | $(med "${C2[patroniyarp]}") | $(med "${C2[floor]}") |"
 echo
-echo "| P4 switchover (new connection + INSERT every 50 ms) | failed attempts | longest write gap |"
-echo "|---|---|---|"
-echo "| libpq, all three nodes, target_session_attrs=read-write | $lp_fail of $lp_n | ${lp_gap} s |"
-echo "| HAProxy 2.6 | $ha_fail of $ha_n | ${ha_gap} s |"
-echo "| PatroniYarp | $py_fail of $py_n | ${py_gap} s ($(ratio "$py_gap" "$lp_gap") libpq's) |"
-echo "| PatroniYarp, TLS (sslmode=require: no startup replay) | $pt_fail of $pt_n | ${pt_gap} s |"
+echo "| P4 switchover (new connection + INSERT every 50 ms) | failed attempts | at connect | INSERT on a read-only server | cut while the INSERT ran | longest write gap |"
+echo "|---|---|---|---|---|---|"
+echo "| libpq, all three nodes, target_session_attrs=read-write | $lp_fail of $lp_n | $lp_con | $lp_ro | $lp_run | ${lp_gap} s |"
+echo "| HAProxy 2.6 | $ha_fail of $ha_n | $ha_con | $ha_ro | $ha_run | ${ha_gap} s |"
+echo "| PatroniYarp | $py_fail of $py_n | $py_con | $py_ro | $py_run | ${py_gap} s ($(ratio "$py_gap" "$lp_gap") libpq's) |"
+echo "| PatroniYarp, TLS (sslmode=require: no startup replay) | $pt_fail of $pt_n | $pt_con | $pt_ro | $pt_run | ${pt_gap} s |"
 echo
 echo "| P5 idle sessions ($n5) | RSS idle | RSS holding | KiB per session | dropped |"
 echo "|---|---|---|---|---|"
