@@ -20,23 +20,30 @@ trap cleanup EXIT
 
 passed=0
 failed=0
-# Adds the counts of one `dotnet test` run; a run that printed no summary (build error, crashed host) counts as a failure.
+# Adds the counts of one `dotnet test` run. A run that printed no summary (build error), or whose test host crashed
+# (it prints "Test Run Aborted." after a summary of the tests that ran before the crash, and exits non-zero with no
+# test counted as failed), counts as one more failure.
 count() {
-  local log=$1 summary
+  local log=$1 status=$2 summary run_failed
   summary=$(grep -E '^(Passed|Failed)!' "$log" || true)
   if [ -z "$summary" ]; then
     failed=$((failed + 1))
     return
   fi
+  run_failed=$(awk -F'Failed: *' '{ split($2, a, ","); n += a[1] } END { print n + 0 }' <<<"$summary")
   passed=$((passed + $(awk -F'Passed: *' '{ split($2, a, ","); n += a[1] } END { print n + 0 }' <<<"$summary")))
-  failed=$((failed + $(awk -F'Failed: *' '{ split($2, a, ","); n += a[1] } END { print n + 0 }' <<<"$summary")))
+  failed=$((failed + run_failed))
+  if grep -q 'Test Run Aborted' "$log" || { [ "$status" -ne 0 ] && [ "$run_failed" -eq 0 ]; }; then
+    echo "the test run was aborted (exit status $status): counted as a failure"
+    failed=$((failed + 1))
+  fi
 }
 
 run_tests() {
   local project=$1 log="$log_dir/$(basename "$1").log"
   echo "== dotnet test $project"
   dotnet test "$project" --no-build 2>&1 | tee "$log"
-  count "$log"
+  count "$log" "${PIPESTATUS[0]}"
 }
 
 # Real clients the integration tests drive, beside what the cluster script installs (Patroni, etcd, PostgreSQL).

@@ -52,10 +52,25 @@ internal static class YamlConfigurationFileParser
     private static FormatException Error(string fileName, Mark mark, string message, Exception? inner) =>
         new($"{fileName}: line {mark.Line}, column {mark.Column}: {message}", inner);
 
+    /// <summary>
+    /// Turns the document into keys. Aliases (<c>*name</c>) make YamlDotNet share one node in several places, so the
+    /// depth the parser bounded can grow here: an alias inside the node it names is a cycle, and aliases of aliases
+    /// multiply ("billion laughs"). Both are refused, not followed until the stack or the memory runs out.
+    /// </summary>
     private sealed class Flattener(string fileName, Dictionary<string, string?> data)
     {
+        /// <summary>Values a document may expand to; a real configuration has a few hundred.</summary>
+        public const int MaxValues = 100_000;
+
+        private int _depth;
+
         public void Visit(YamlNode node, string? path)
         {
+            if (++_depth > PositionTrackingParser.MaxDepth)
+            {
+                throw Error(fileName, node.Start,
+                    $"nested deeper than {PositionTrackingParser.MaxDepth} levels through aliases (does an alias refer to a node that contains it?)", null);
+            }
             switch (node)
             {
                 case YamlMappingNode mapping:
@@ -70,6 +85,7 @@ internal static class YamlConfigurationFileParser
                 default:
                     throw Error(fileName, node.Start, $"unsupported YAML node {node.NodeType}", null);
             }
+            _depth--;
         }
 
         private void VisitMapping(YamlMappingNode mapping, string? path)
@@ -105,6 +121,10 @@ internal static class YamlConfigurationFileParser
 
         private void Set(string key, string? value, YamlNode node)
         {
+            if (data.Count >= MaxValues)
+            {
+                throw Error(fileName, node.Start, $"more than {MaxValues} values once aliases are expanded", null);
+            }
             // Configuration keys ignore case, so "Hosts" and "hosts" in one mapping would silently overwrite each other.
             if (!data.TryAdd(key, value))
             {

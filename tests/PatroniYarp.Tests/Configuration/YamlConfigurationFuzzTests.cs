@@ -74,6 +74,43 @@ public sealed class YamlConfigurationFuzzTests
         Assert.EndsWith("nested deeper than 64 levels", error.Message);
     }
 
+    /// <summary>An alias inside the node it names: a cycle that was followed until the stack overflowed (found by the fuzz test).</summary>
+    [Theory]
+    [InlineData("a: &x\n  b: *x\n")]
+    [InlineData("clusters: &x [1, *x]\n")]
+    public void Parse_AliasInsideItsOwnNode_RejectedWithPlace(string yaml)
+    {
+        var error = Assert.Throws<FormatException>(() => YamlConfigurationFileParser.Parse(new MemoryStream(Encoding.UTF8.GetBytes(yaml)), "cycle.yaml"));
+
+        Assert.StartsWith("cycle.yaml: line ", error.Message);
+        Assert.Contains("nested deeper than 64 levels through aliases", error.Message);
+    }
+
+    [Fact]
+    public void Parse_AliasesThatMultiply_RejectedInsteadOfExpanded()
+    {
+        // Each level holds ten aliases of the one before: 10^9 values if expanded.
+        var yaml = new StringBuilder("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for (var i = 1; i <= 9; i++)
+        {
+            yaml.Append($"l{i}: &l{i} [{string.Join(", ", Enumerable.Repeat($"*l{i - 1}", 10))}]\n");
+        }
+
+        var error = Assert.Throws<FormatException>(() => YamlConfigurationFileParser.Parse(new MemoryStream(Encoding.UTF8.GetBytes(yaml.ToString())), "laughs.yaml"));
+
+        Assert.Contains("more than 100000 values once aliases are expanded", error.Message);
+    }
+
+    [Fact]
+    public void Parse_AliasOfASection_ExpandedAsACopy()
+    {
+        const string yaml = "defaults: &d\n  roles: [leader]\nclusters:\n  c:\n    ports:\n      master: *d\n";
+
+        var data = YamlConfigurationFileParser.Parse(new MemoryStream(Encoding.UTF8.GetBytes(yaml)), "alias.yaml");
+
+        Assert.Equal("leader", data["clusters:c:ports:master:roles:0"]);
+    }
+
     private static string RepoRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
