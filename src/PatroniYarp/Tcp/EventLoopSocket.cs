@@ -69,7 +69,7 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
         var accepted = NativeSocket.Accept(_handle, out var remote, out var error);
         if (accepted is null)
         {
-            return error is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable
+            return NativeSocket.IsOutOfResources(error)
                 ? throw new SocketException((int)error)
                 : null;
         }

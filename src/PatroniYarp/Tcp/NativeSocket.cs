@@ -164,6 +164,13 @@ internal static unsafe partial class NativeSocket
 
     private static SocketError LastError() => ToSocketError(Marshal.GetLastPInvokeError());
 
+    /// <summary>
+    /// The process is out of descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM): its own limit, not the peer's
+    /// fault, and passing once descriptors are freed.
+    /// </summary>
+    internal static bool IsOutOfResources(SocketError error) =>
+        error is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable;
+
     /// <summary>An errno as the <see cref="SocketError"/> a <see cref="SocketException"/> carries.</summary>
     internal static SocketError ToSocketError(int errno) => errno switch
     {

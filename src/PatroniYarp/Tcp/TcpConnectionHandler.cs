@@ -355,7 +355,7 @@ internal sealed partial class TcpConnectionHandler
                 context, (connection.Client.Loop, target)).ConfigureAwait(false);
             return (socket, null);
         }
-        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+        catch (SocketException ex) when (NativeSocket.IsOutOfResources(ex.SocketErrorCode))
         {
             // The proxy's own limit, not the member's fault: the member stays in, this session cannot be served.
             pick.Counter.Decrement();

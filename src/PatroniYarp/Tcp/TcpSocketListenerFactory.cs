@@ -97,7 +97,7 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
                     // Unbound: Kestrel's accept loop ends on null.
                     return null;
                 }
-                catch (SocketException ex) when (ex.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+                catch (SocketException ex) when (NativeSocket.IsOutOfResources(ex.SocketErrorCode))
                 {
                     pause = $"{ex.SocketErrorCode}: the process is out of file descriptors or memory";
                     reason = ProxyMetrics.PauseReasons.OutOfDescriptors;
