@@ -125,22 +125,6 @@ public sealed class MetricsScrapeTests(RealClusterFixture fixture) : IAsyncLifet
         Assert.Equal("ok", json.RootElement.GetProperty("checks").GetProperty("clusters").GetProperty("data").GetProperty("demo").GetString());
     }
 
-    private async Task<IReadOnlyList<PrometheusSample>> ScrapeUntilAsync(Func<IReadOnlyList<PrometheusSample>, bool> condition)
-    {
-        var text = "";
-        try
-        {
-            return await Eventually.ValueAsync(async () =>
-            {
-                text = await _proxy.Admin.GetStringAsync("/metrics");
-                var samples = PrometheusText.Parse(text);
-                return condition(samples) ? samples : null;
-            }, TimeSpan.FromSeconds(30), "/metrics to show the expected values");
-        }
-        catch (TimeoutException ex)
-        {
-            var ours = text.Split('\n').Where(line => line.StartsWith("patroniyarp_", StringComparison.Ordinal) && !line.Contains("_bucket"));
-            throw new TimeoutException($"{ex.Message}\n{string.Join('\n', ours)}\n--- log ---\n{_proxy.OutputText}", ex);
-        }
-    }
+    private Task<IReadOnlyList<PrometheusSample>> ScrapeUntilAsync(Func<IReadOnlyList<PrometheusSample>, bool> condition) =>
+        PrometheusText.ScrapeUntilAsync(_proxy, condition, TimeSpan.FromSeconds(30));
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using PatroniYarp.IntegrationTests.Infrastructure;
 
 namespace PatroniYarp.IntegrationTests.Diagnostics;
 
@@ -32,6 +33,30 @@ internal static partial class PrometheusText
         samples.Where(s => s.Name == name && labels.All(l => s.Labels.GetValueOrDefault(l.Key) == l.Value)).Sum(s => s.Value);
 
     public static bool Has(this IReadOnlyList<PrometheusSample> samples, string name) => samples.Any(s => s.Name == name);
+
+    /// <summary>
+    /// Scrapes <paramref name="proxy"/>'s /metrics until <paramref name="condition"/> holds; on timeout the error shows
+    /// the last scrape's PatroniYarp samples and the proxy's log.
+    /// </summary>
+    public static async Task<IReadOnlyList<PrometheusSample>> ScrapeUntilAsync(PatroniYarpProcess proxy,
+        Func<IReadOnlyList<PrometheusSample>, bool> condition, TimeSpan timeout)
+    {
+        var text = "";
+        try
+        {
+            return await Eventually.ValueAsync(async () =>
+            {
+                text = await proxy.Admin.GetStringAsync("/metrics");
+                var samples = Parse(text);
+                return condition(samples) ? samples : null;
+            }, timeout, "/metrics to show the expected values");
+        }
+        catch (TimeoutException ex)
+        {
+            var ours = text.Split('\n').Where(line => line.StartsWith("patroniyarp_", StringComparison.Ordinal) && !line.Contains("_bucket"));
+            throw new TimeoutException($"{ex.Message}\n{string.Join('\n', ours)}\n--- log ---\n{proxy.OutputText}", ex);
+        }
+    }
 
     [GeneratedRegex("""^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?<labels>.*)\})?\s+(?<value>\S+)(\s+\d+)?$""")]
     private static partial Regex SampleLine();

@@ -128,13 +128,10 @@ public sealed class BackendFaultTests
             Assert.Equal(maxSessions, backend.Accepted);
             Assert.Equal(maxSessions, await OpenSessionsAsync(proxy));
             // What an alert would watch: connections against the limit, and the pause.
-            await Eventually.UntilAsync(async () =>
-            {
-                var metrics = PrometheusText.Parse(await proxy.Admin.GetStringAsync("/metrics"));
-                return metrics.Sum("patroniyarp_connections_limit") == maxSessions
-                    && metrics.Sum("patroniyarp_connections_open") == maxSessions
-                    && metrics.Sum("patroniyarp_accept_pauses_total", ("reason", "limit")) >= 1;
-            }, TimeSpan.FromSeconds(20), "/metrics to show the limit reached");
+            await PrometheusText.ScrapeUntilAsync(proxy, metrics =>
+                metrics.Sum("patroniyarp_connections_limit") == maxSessions
+                && metrics.Sum("patroniyarp_connections_open") == maxSessions
+                && metrics.Sum("patroniyarp_accept_pauses_total", ("reason", "limit")) >= 1, TimeSpan.FromSeconds(20));
 
             served.ForEach(c => c.Dispose());
             await Eventually.UntilAsync(() => Task.FromResult(backend.Accepted == maxSessions + waiting.Count), TimeSpan.FromSeconds(20),
