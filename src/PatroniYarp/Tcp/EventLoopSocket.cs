@@ -114,7 +114,10 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
             if (error == SocketError.WouldBlock)
             {
                 // Under way: writable once it is done either way.
-                await connecting.WaitAsync(Epoll.Out, cancellationToken).ConfigureAwait(false);
+                if (!NativeSocket.HasConnectEnded(handle))
+                {
+                    await connecting.WaitAsync(Epoll.Out, cancellationToken).ConfigureAwait(false);
+                }
                 error = NativeSocket.PendingError(handle);
             }
             return error == SocketError.Success ? connecting : throw new SocketException((int)error);

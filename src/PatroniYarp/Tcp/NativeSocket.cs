@@ -27,6 +27,7 @@ internal static unsafe partial class NativeSocket
     private const int ShutWrite = 1;
     private const int FionRead = 0x541B;
     private const int SockAddrCapacity = 28;
+    private const short PollOut = 0x4;
 
     /// <summary>A new non-blocking TCP socket of <paramref name="family"/>.</summary>
     public static SocketDescriptor Create(AddressFamily family)
@@ -74,6 +75,17 @@ internal static unsafe partial class NativeSocket
         return getsockopt(handle.Fd, SolSocket, SoError, &value, &length) != 0 ? LastError()
             : value == 0 ? SocketError.Success
             : ToSocketError(value);
+    }
+
+    /// <summary>
+    /// Whether a connect under way has ended, either way, without waiting: on loopback the handshake usually ends within
+    /// the connect call itself, and then no trip through the loop is needed.
+    /// </summary>
+    public static bool HasConnectEnded(SafeHandle socket)
+    {
+        using var handle = new Use(socket);
+        var entry = new PollEntry { Fd = handle.Fd, Events = PollOut };
+        return poll(&entry, 1, 0) == 1;
     }
 
     /// <summary>No Nagle delay: a proxy passes every message on as it comes.</summary>
@@ -252,6 +264,17 @@ internal static unsafe partial class NativeSocket
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int ioctl(int fd, nint request, int* value);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int poll(PollEntry* entries, nuint count, int timeout);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollEntry
+    {
+        public int Fd;
+        public short Events;
+        public short ReturnedEvents;
+    }
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int getsockname(int fd, byte* address, int* length);
