@@ -119,8 +119,8 @@ internal sealed class PostgresStartup : IDisposable
                     buffer = Grow(buffer, filled, MaxMessageLength);
                     room = MaxMessageLength;
                 }
-                // Usually the message is already there: no timer is needed then.
-                if (client.Available == 0)
+                // Usually the whole message is there at once (checked above): no timer is needed then.
+                if (timeout is null && filled > 0 && client.Available == 0)
                 {
                     timeout ??= new CancellationTokenSource(ReadTimeout, time);
                 }

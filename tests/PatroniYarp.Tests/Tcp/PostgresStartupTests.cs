@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.Time.Testing;
 using PatroniYarp.Tcp;
+using PatroniYarp.Tests.Patroni;
 
 namespace PatroniYarp.Tests.Tcp;
 
@@ -178,6 +180,33 @@ public class PostgresStartupSocketTests
                 Assert.Null(await send);
                 Assert.Equal(login, startup.Reply.ToArray());
             }
+        }
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(12)]
+    public async Task ReadAsync_ClientStopsBeforeAWholeMessage_NoFirstMessageErrorAfterTheReadTimeout(int sent)
+    {
+        var time = new FakeTimeProvider();
+        using var loop = TcpTestSupport.NewLoop();
+        var (client, proxy) = await TcpTestSupport.LoopPairAsync(loop);
+        using (client)
+        using (proxy)
+        {
+            await client.SendAsync(TcpProxyEndToEndTests.StartupMessage.AsMemory(0, sent));
+            var read = PostgresStartup.ReadAsync(proxy, time);
+
+            // The read arms its timer when it finds nothing (more) to read; until the time is up it goes on waiting.
+            await Eventually.TrueAsync(() =>
+            {
+                time.Advance(PostgresStartup.ReadTimeout);
+                return read.IsCompleted;
+            }, "the startup read gives up");
+            var (startup, error) = await read;
+
+            Assert.Null(startup);
+            Assert.Equal($"no first message within {PostgresStartup.ReadTimeout.TotalSeconds:0} s", error);
         }
     }
 
