@@ -66,14 +66,13 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
         {
             while (true)
             {
-                string pause;
                 string reason;
+                SocketError outOfResources = default;
                 try
                 {
                     await socket.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
                     if (!budget.TryTake())
                     {
-                        pause = $"{budget.Taken} sessions are open, the most the open-files limit ({budget.Limit}) leaves room for";
                         reason = ProxyMetrics.PauseReasons.Limit;
                     }
                     else if (Accept() is { } accepted)
@@ -99,7 +98,7 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
                 }
                 catch (SocketException ex) when (NativeSocket.IsOutOfResources(ex.SocketErrorCode))
                 {
-                    pause = $"{ex.SocketErrorCode}: the process is out of file descriptors or memory";
+                    outOfResources = ex.SocketErrorCode;
                     reason = ProxyMetrics.PauseReasons.OutOfDescriptors;
                 }
                 catch (SocketException)
@@ -112,6 +111,9 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
                 // Said once per pause, not once per try.
                 if (_paused++ == 0)
                 {
+                    var pause = reason == ProxyMetrics.PauseReasons.Limit
+                        ? $"{budget.Taken} sessions are open, the most the open-files limit ({budget.Limit}) leaves room for"
+                        : $"{outOfResources}: the process is out of file descriptors or memory";
                     Log.AcceptPaused(logger, EndPoint, pause, AcceptPause.TotalMilliseconds);
                     metrics.AcceptPaused(reason);
                 }
