@@ -98,14 +98,15 @@ internal sealed class ProxyMetrics
         meter.CreateObservableGauge("patroniyarp.connections.limit", () => budget.MaxSessions, "{connection}",
             "The most client connections the TCP ports take at once (two open files each under the open-files limit, with a reserve); more wait in the listen backlog.");
         _acceptPauses = meter.CreateCounter<long>("patroniyarp.accept.pauses", "{pause}",
-            "Times a TCP port stopped accepting for a while, by reason: limit (connections.limit reached), out_of_descriptors.");
+            "Times a listener stopped accepting for a while, by reason: limit (a TCP port; connections.limit reached), out_of_descriptors (a TCP port), http_limit (the HTTP API's share of the open-files limit reached).");
     }
 
-    /// <summary>Why a TCP port stopped accepting (the <c>reason</c> tag of <c>patroniyarp.accept.pauses</c>).</summary>
+    /// <summary>Why a listener stopped accepting (the <c>reason</c> tag of <c>patroniyarp.accept.pauses</c>).</summary>
     public static class PauseReasons
     {
         public const string Limit = "limit";
         public const string OutOfDescriptors = "out_of_descriptors";
+        public const string HttpLimit = "http_limit";
     }
 
     public void AcceptPaused(string reason) => _acceptPauses.Add(1, Tag("reason", reason));

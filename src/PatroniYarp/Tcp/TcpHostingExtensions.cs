@@ -55,6 +55,8 @@ internal static class TcpHostingExtensions
         services.TryAddSingleton<TcpEndpointManager>();
         // Kestrel tries the transport registered last first; this one takes only the TCP ports' endpoints.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnectionListenerFactory, TcpSocketListenerFactory>());
+        // And this one the rest (the HTTP API), Kestrel's own socket transport held to its share of the open files.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnectionListenerFactory, HttpListenerFactory>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigChangeListener, TcpSessionReaper>());
         AddHeldSessions(services);
         services.AddHostedService<TcpDrainService>();

@@ -12,13 +12,10 @@ namespace PatroniYarp.Tcp;
 /// hands them over as <see cref="TcpSocketConnection"/>s without reading them, so the forwarder can copy socket to
 /// socket. Kestrel still owns binding, reloads, the connection middleware pipeline and shutdown.
 /// </summary>
-internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOptions<SocketTransportOptions> options,
+internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOptions<SocketTransportOptions> options,
     SocketEventLoops loops, DescriptorBudget budget, ProxyMetrics metrics, TimeProvider time, ILogger<TcpSocketListenerFactory> logger)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
-    /// <summary>How long accepting pauses when no more sessions fit under the open-files limit; the connections wait in the backlog.</summary>
-    internal static readonly TimeSpan AcceptPause = TimeSpan.FromMilliseconds(100);
-
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint ip && endpoints.IsTcpPort(ip.Port);
 
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
@@ -48,17 +45,16 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
         // Accepted on a TCP loop too: .NET's socket engine then has no part in a TCP port's connections at all.
         socket.Blocking = false;
         return ValueTask.FromResult<IConnectionListener>(
-            new Listener(socket, new EventLoopSocket(loops.Next(), socket.SafeHandle, remoteEndPoint: null), loops, budget, metrics, time, logger));
+            new Listener(socket, new EventLoopSocket(loops.Next(), socket.SafeHandle, remoteEndPoint: null), loops, budget,
+                new AcceptPause(socket.LocalEndPoint!, metrics, time, logger)));
     }
 
     /// <param name="bound">Bound and listening by .NET (as Kestrel's own transport does it); kept so it is closed once.</param>
     /// <param name="socket">The same socket as the loop watches it.</param>
-    private sealed class Listener(Socket bound, EventLoopSocket socket, SocketEventLoops loops, DescriptorBudget budget,
-        ProxyMetrics metrics, TimeProvider time, ILogger logger)
+    private sealed class Listener(Socket bound, EventLoopSocket socket, SocketEventLoops loops, DescriptorBudget budget, AcceptPause pause)
         : IConnectionListener
     {
         private long _accepted;
-        private long _paused;
 
         public EndPoint EndPoint { get; } = bound.LocalEndPoint!;
 
@@ -77,11 +73,7 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
                     }
                     else if (Accept() is { } accepted)
                     {
-                        if (_paused > 0)
-                        {
-                            Log.AcceptResumed(logger, EndPoint, _paused * AcceptPause.TotalMilliseconds);
-                            _paused = 0;
-                        }
+                        pause.End();
                         return new TcpSocketConnection(accepted, $"{EndPoint}#{Interlocked.Increment(ref _accepted)}", budget);
                     }
                     else
@@ -107,21 +99,10 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
                     continue;
                 }
 
-                // The listener stays readable while connections wait, so trying again at once would spin a loop.
-                // Said once per pause, not once per try.
-                if (_paused++ == 0)
-                {
-                    var pause = reason == ProxyMetrics.PauseReasons.Limit
-                        ? $"{budget.Taken} sessions are open, the most the open-files limit ({budget.Limit}) leaves room for"
-                        : $"{outOfResources}: the process is out of file descriptors or memory";
-                    Log.AcceptPaused(logger, EndPoint, pause, AcceptPause.TotalMilliseconds);
-                    metrics.AcceptPaused(reason);
-                }
-                try
-                {
-                    await Task.Delay(AcceptPause, time, cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
+                var describe = () => reason == ProxyMetrics.PauseReasons.Limit
+                    ? $"{budget.Taken} sessions are open, the most the open-files limit ({budget.Limit}) leaves room for"
+                    : $"{outOfResources}: the process is out of file descriptors or memory";
+                if (!await pause.WaitAsync(reason, describe, cancellationToken).ConfigureAwait(false))
                 {
                     return null;
                 }
@@ -154,15 +135,5 @@ internal sealed partial class TcpSocketListenerFactory(TcpEndpointManager endpoi
             bound.Dispose();
             return ValueTask.CompletedTask;
         }
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(EventId = 1, Level = LogLevel.Warning,
-            Message = "Not accepting connections on {EndPoint} for now: {Reason}. They wait in the listen backlog; trying again every {PauseMs} ms. Raise the open-files limit (ulimit -n) to serve more.")]
-        public static partial void AcceptPaused(ILogger logger, EndPoint endPoint, string reason, double pauseMs);
-
-        [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Accepting connections on {EndPoint} again after {PausedMs} ms")]
-        public static partial void AcceptResumed(ILogger logger, EndPoint endPoint, double pausedMs);
     }
 }

@@ -147,6 +147,48 @@ public sealed class BackendFaultTests
         }
     }
 
+    [Fact]
+    public async Task OpenFilesLimit_HttpConnectionsPastTheirShare_WaitInTheBacklogWhileTheTcpPortServes()
+    {
+        await using var backend = new FakeBackend(BackendBehaviour.Silent);
+        await using var patroni = new FakeHttpApi(FakeHttpApi.ClusterWithLeaderAt(backend.Port));
+        var port = FreePort.Next();
+        await using var proxy = await StartProxyAsync(patroni, port, openFilesLimit: 400);
+        await proxy.WaitForOutputAsync(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal), "the open-files budget in the log");
+        var budget = proxy.Output.Single(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal));
+        var maxHttp = int.Parse(Regex.Match(budget, "the HTTP API up to (\\d+) connections").Groups[1].Value);
+        var admin = $"127.0.0.1:{proxy.AdminPort}";
+
+        // More connections to the admin API than the open-files limit itself (the listen backlog holds 512): taken in,
+        // they would leave the runtime no descriptor to open a file with.
+        var idle = new List<TcpClient>();
+        try
+        {
+            for (var i = 0; i < 450; i++)
+            {
+                var client = new TcpClient();
+                idle.Add(client);
+                await client.ConnectAsync(IPAddress.Loopback, proxy.AdminPort);
+            }
+            await proxy.WaitForOutputAsync(l => l.Contains($"Not accepting connections on {admin}", StringComparison.Ordinal)
+                && l.Contains($"{maxHttp} HTTP connections are open, the most the open-files limit (400) leaves room for", StringComparison.Ordinal),
+                "the proxy to say the HTTP API's share is used up");
+
+            // The TCP port has its own share: a session still reaches the member.
+            using var session = await PgWire.ConnectAsync(port);
+            await Eventually.UntilAsync(() => Task.FromResult(backend.Accepted == 1), TimeSpan.FromSeconds(20), "the session to reach the member");
+            Assert.False(proxy.HasExited);
+        }
+        finally
+        {
+            idle.ForEach(c => c.Dispose());
+        }
+
+        await proxy.WaitForOutputAsync(l => l.Contains($"Accepting connections on {admin} again", StringComparison.Ordinal), "the admin API to accept again");
+        await Eventually.UntilAsync(async () => await OpenSessionsAsync(proxy) == 0, TimeSpan.FromSeconds(30), "the admin API to answer (no sessions open)");
+        Assert.False(proxy.HasExited);
+    }
+
     /// <summary>
     /// Without a baseline, returns the open files now (after the warm-up round); with one, waits until they are back to
     /// it, give or take <see cref="OpenFilesSlack"/>: a leak per session would show as <see cref="Sessions"/> more.

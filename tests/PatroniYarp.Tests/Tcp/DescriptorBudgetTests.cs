@@ -29,4 +29,29 @@ public class DescriptorBudgetTests
         budget.Return();
         Assert.True(budget.TryTake());
     }
+
+    [Theory]
+    // Half the reserve (64 or a sixteenth of the limit), whatever the sessions take.
+    [InlineData(400, 32)]
+    [InlineData(20_000, 625)]
+    public void MaxHttpConnections_Limit_HalfTheReserve(long limit, long expected)
+    {
+        Assert.Equal(expected, new DescriptorBudget(limit, 270).MaxHttpConnections);
+    }
+
+    [Fact]
+    public void TryTakeHttp_Full_RefusedUntilOneIsReturnedAndSessionsUnaffected()
+    {
+        var budget = new DescriptorBudget(400, 270);
+        for (var i = 0; i < budget.MaxHttpConnections; i++)
+        {
+            Assert.True(budget.TryTakeHttp());
+        }
+
+        Assert.False(budget.TryTakeHttp());
+        Assert.Equal(budget.MaxHttpConnections, budget.HttpTaken);
+        Assert.True(budget.TryTake());
+        budget.ReturnHttp();
+        Assert.True(budget.TryTakeHttp());
+    }
 }
