@@ -104,9 +104,7 @@ public sealed class BackendFaultTests
         await using var patroni = new FakeHttpApi(FakeHttpApi.ClusterWithLeaderAt(backend.Port));
         var port = FreePort.Next();
         await using var proxy = await StartProxyAsync(patroni, port, openFilesLimit: 400);
-        // Logged as the TCP ports bind; the console logger writes on its own thread, so it may come after the admin API answers.
-        await proxy.WaitForOutputAsync(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal), "the open-files budget in the log");
-        var budget = proxy.Output.Single(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal));
+        var budget = await BudgetAsync(proxy);
         var maxSessions = int.Parse(Regex.Match(budget, "up to (\\d+) sessions").Groups[1].Value);
 
         var served = new List<TcpClient>();
@@ -154,8 +152,7 @@ public sealed class BackendFaultTests
         await using var patroni = new FakeHttpApi(FakeHttpApi.ClusterWithLeaderAt(backend.Port));
         var port = FreePort.Next();
         await using var proxy = await StartProxyAsync(patroni, port, openFilesLimit: 400);
-        await proxy.WaitForOutputAsync(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal), "the open-files budget in the log");
-        var budget = proxy.Output.Single(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal));
+        var budget = await BudgetAsync(proxy);
         var maxHttp = int.Parse(Regex.Match(budget, "the HTTP API up to (\\d+) connections").Groups[1].Value);
         var admin = $"127.0.0.1:{proxy.AdminPort}";
 
@@ -224,6 +221,14 @@ public sealed class BackendFaultTests
             (await proxy.GetJsonAsync("/clusters")).GetProperty("clusters").GetProperty("fake").GetProperty("ports").GetProperty("master")
                 .GetProperty("destinations").GetArrayLength() == 1, TimeSpan.FromSeconds(20), "the fake member as destination");
         return proxy;
+    }
+
+    /// <summary>The log line that says what fits under the open-files limit of 400.</summary>
+    private static async Task<string> BudgetAsync(PatroniYarpProcess proxy)
+    {
+        // Logged as the TCP ports bind; the console logger writes on its own thread, so it may come after the admin API answers.
+        await proxy.WaitForOutputAsync(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal), "the open-files budget in the log");
+        return proxy.Output.Single(l => l.Contains("Open-files limit 400:", StringComparison.Ordinal));
     }
 
     private static async Task<int> OpenSessionsAsync(PatroniYarpProcess proxy) =>
