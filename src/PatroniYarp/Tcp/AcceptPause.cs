@@ -16,12 +16,13 @@ internal sealed partial class AcceptPause(EndPoint endPoint, ProxyMetrics metric
 
     /// <summary>Waits one <see cref="Period"/>; false when <paramref name="cancellationToken"/> fires (the listener is unbound).</summary>
     /// <param name="reason">The <c>reason</c> tag of <c>patroniyarp.accept.pauses</c>.</param>
-    /// <param name="describe">Why, in words for the log: called when a pause starts only.</param>
-    public async ValueTask<bool> WaitAsync(string reason, Func<string> describe, CancellationToken cancellationToken)
+    /// <param name="describe">Why, in words for the log, from <paramref name="state"/>: called when a pause starts only.</param>
+    public async ValueTask<bool> WaitAsync<TState>(string reason, Func<TState, string> describe, TState state,
+        CancellationToken cancellationToken)
     {
         if (_tries++ == 0)
         {
-            Log.Paused(logger, endPoint, describe(), Period.TotalMilliseconds);
+            Log.Paused(logger, endPoint, describe(state), Period.TotalMilliseconds);
             metrics.AcceptPaused(reason);
         }
         try

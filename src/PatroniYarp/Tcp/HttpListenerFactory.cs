@@ -36,8 +36,9 @@ internal sealed class HttpListenerFactory(TcpEndpointManager endpoints, IOptions
         {
             while (!budget.TryTakeHttp())
             {
-                var describe = () => $"{budget.HttpTaken} HTTP connections are open, the most the open-files limit ({budget.Limit}) leaves room for";
-                if (!await pause.WaitAsync(ProxyMetrics.PauseReasons.HttpLimit, describe, cancellationToken).ConfigureAwait(false))
+                if (!await pause.WaitAsync(ProxyMetrics.PauseReasons.HttpLimit,
+                    static budget => $"{budget.HttpTaken} HTTP connections are open, the most the open-files limit ({budget.Limit}) leaves room for",
+                    budget, cancellationToken).ConfigureAwait(false))
                 {
                     return null;
                 }

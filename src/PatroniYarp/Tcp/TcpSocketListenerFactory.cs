@@ -63,7 +63,8 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
             while (true)
             {
                 string reason;
-                SocketError outOfResources = default;
+                // Success unless accept itself failed for want of descriptors or memory.
+                var outOfResources = SocketError.Success;
                 try
                 {
                     await socket.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
@@ -99,15 +100,17 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                     continue;
                 }
 
-                var describe = () => reason == ProxyMetrics.PauseReasons.Limit
-                    ? $"{budget.Taken} sessions are open, the most the open-files limit ({budget.Limit}) leaves room for"
-                    : $"{outOfResources}: the process is out of file descriptors or memory";
-                if (!await pause.WaitAsync(reason, describe, cancellationToken).ConfigureAwait(false))
+                if (!await pause.WaitAsync(reason, DescribePause, (budget, outOfResources), cancellationToken).ConfigureAwait(false))
                 {
                     return null;
                 }
             }
         }
+
+        private static string DescribePause((DescriptorBudget Budget, SocketError OutOfResources) pause) =>
+            pause.OutOfResources == SocketError.Success
+                ? $"{pause.Budget.Taken} sessions are open, the most the open-files limit ({pause.Budget.Limit}) leaves room for"
+                : $"{pause.OutOfResources}: the process is out of file descriptors or memory";
 
         /// <summary>Accepts a waiting connection into the room just taken, which goes back if none comes.</summary>
         private EventLoopSocket? Accept()
