@@ -37,27 +37,26 @@ internal sealed class HttpListenerFactory(TcpEndpointManager endpoints, IOptions
             while (!budget.TryTakeHttp())
             {
                 if (!await pause.WaitAsync(ProxyMetrics.PauseReasons.HttpLimit,
-                    static budget => $"{budget.HttpTaken} HTTP connections are open, the most the open-files limit ({budget.Limit}) leaves room for",
+                    static share => $"{share.HttpTaken} HTTP connections are open, the most the open-files limit ({share.Limit}) leaves room for",
                     budget, cancellationToken).ConfigureAwait(false))
                 {
                     return null;
                 }
             }
-            ConnectionContext? accepted = null;
+            ConnectionContext? accepted;
             try
             {
                 accepted = await sockets.AcceptAsync(cancellationToken).ConfigureAwait(false);
             }
-            finally
+            catch
             {
-                if (accepted is null)
-                {
-                    budget.ReturnHttp();
-                }
+                budget.ReturnHttp();
+                throw;
             }
             if (accepted is null)
             {
-                // Unbound.
+                // Unbound: the room taken for it goes back.
+                budget.ReturnHttp();
                 return null;
             }
             pause.End();
