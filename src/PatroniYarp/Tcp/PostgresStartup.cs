@@ -122,7 +122,7 @@ internal sealed class PostgresStartup : IDisposable
                 // Usually the whole message is there at once (checked above): no timer is needed then.
                 if (timeout is null && filled > 0 && client.Available == 0)
                 {
-                    timeout ??= new CancellationTokenSource(ReadTimeout, time);
+                    timeout = new CancellationTokenSource(ReadTimeout, time);
                 }
                 var received = await client.ReceiveAsync(buffer.AsMemory(filled, room - filled), timeout?.Token ?? default)
                     .ConfigureAwait(false);

@@ -62,23 +62,18 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
         {
             while (true)
             {
-                string reason;
-                // Success unless accept itself failed for want of descriptors or memory.
+                // Success when the budget is full; else why accept itself failed (out of descriptors or memory).
                 var outOfResources = SocketError.Success;
                 try
                 {
                     await socket.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
-                    if (!budget.TryTake())
+                    if (budget.TryTake())
                     {
-                        reason = ProxyMetrics.PauseReasons.Limit;
-                    }
-                    else if (Accept() is { } accepted)
-                    {
-                        pause.End();
-                        return new TcpSocketConnection(accepted, $"{EndPoint}#{Interlocked.Increment(ref _accepted)}", budget);
-                    }
-                    else
-                    {
+                        if (Accept() is { } accepted)
+                        {
+                            pause.End();
+                            return new TcpSocketConnection(accepted, $"{EndPoint}#{Interlocked.Increment(ref _accepted)}", budget);
+                        }
                         // The client gave up before we accepted it, or a spurious wake-up: wait for the next one.
                         continue;
                     }
@@ -92,7 +87,6 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                 catch (SocketException ex) when (NativeSocket.IsOutOfResources(ex.SocketErrorCode))
                 {
                     outOfResources = ex.SocketErrorCode;
-                    reason = ProxyMetrics.PauseReasons.OutOfDescriptors;
                 }
                 catch (SocketException)
                 {
@@ -100,6 +94,7 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                     continue;
                 }
 
+                var reason = outOfResources == SocketError.Success ? ProxyMetrics.PauseReasons.Limit : ProxyMetrics.PauseReasons.OutOfDescriptors;
                 if (!await pause.WaitAsync(reason, DescribePause, (budget, outOfResources), cancellationToken).ConfigureAwait(false))
                 {
                     return null;
