@@ -94,7 +94,9 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                     continue;
                 }
 
-                var reason = outOfResources == SocketError.Success ? ProxyMetrics.PauseReasons.Limit : ProxyMetrics.PauseReasons.OutOfDescriptors;
+                var reason = outOfResources == SocketError.Success
+                    ? ProxyMetrics.PauseReasons.Limit
+                    : ProxyMetrics.PauseReasons.OutOfDescriptors;
                 if (!await pause.WaitAsync(reason, DescribePause, (budget, outOfResources), cancellationToken).ConfigureAwait(false))
                 {
                     return null;
