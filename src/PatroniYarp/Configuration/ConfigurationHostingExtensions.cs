@@ -8,6 +8,26 @@ internal static class ConfigurationHostingExtensions
 {
     public const string DefaultFileName = "patroni.yaml";
 
+    private const string PollingVariable = "DOTNET_USE_POLLING_FILE_WATCHER";
+
+    /// <summary>
+    /// Has .NET poll the configuration files for changes (a stat every 4 s) rather than watch them with inotify, unless
+    /// <c>DOTNET_USE_POLLING_FILE_WATCHER</c> is set. Call it before the host builder, whose file providers read it once.
+    /// </summary>
+    /// <remarks>
+    /// .NET's inotify watcher covers the whole tree under the watched file's directory: from / (systemd's working
+    /// directory, the content root for appsettings.json) that is tens of thousands of watches, and where the per-user
+    /// limit is lower, edits are silently no longer seen. Nor does it see a Kubernetes ConfigMap update, which swaps a
+    /// symlink beside the file rather than writing it; polling follows the link.
+    /// </remarks>
+    public static void PollConfigurationFiles()
+    {
+        if (Environment.GetEnvironmentVariable(PollingVariable) is null)
+        {
+            Environment.SetEnvironmentVariable(PollingVariable, "true");
+        }
+    }
+
     /// <summary>
     /// Adds the patroni_proxy YAML file as a configuration source and a validated, last-good
     /// <see cref="IOptionsMonitor{ProxyOptions}"/>; SIGHUP re-reads the files.
@@ -22,8 +42,8 @@ internal static class ConfigurationHostingExtensions
     /// 3. the YAML file;
     /// 4. environment variables, <c>__</c> for <c>:</c> (e.g. <c>clusters__main__hosts__0=http://10.0.0.1:8008</c>);
     /// 5. command-line <c>--key=value</c> (e.g. <c>--cluster_update_interval=1</c>).
-    /// The JSON and YAML files reload when they change (unless <c>--hostBuilder:reloadConfigOnChange=false</c>);
-    /// SIGHUP re-reads them all at once. An invalid reload is logged
+    /// The JSON and YAML files reload when they change (polled, see <see cref="PollConfigurationFiles"/>), unless
+    /// <c>--hostBuilder:reloadConfigOnChange=false</c>; SIGHUP re-reads them all at once. An invalid reload is logged
     /// and the running configuration stays.
     /// </para>
     /// </summary>

@@ -62,9 +62,17 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
     public static Task<PatroniYarpProcess> StartAsync(string? yaml, int adminPort, string readyPath, params string[] extraArgs) =>
         StartAsync(yaml, adminPort, readyPath, openFilesLimit: null, extraArgs);
 
-    private static async Task<PatroniYarpProcess> StartAsync(string? yaml, int adminPort, string readyPath, int? openFilesLimit, string[] extraArgs)
+    /// <summary>
+    /// Starts PatroniYarp on the configuration file at <paramref name="configPath"/> from <paramref name="workingDirectory"/>
+    /// (its content root, as systemd's is / unless a unit sets one), and waits until its admin API answers.
+    /// </summary>
+    public static Task<PatroniYarpProcess> StartInAsync(string workingDirectory, string configPath, int adminPort) =>
+        StartAsync(yaml: null, adminPort, "/", openFilesLimit: null, [configPath], workingDirectory);
+
+    private static async Task<PatroniYarpProcess> StartAsync(string? yaml, int adminPort, string readyPath, int? openFilesLimit,
+        string[] extraArgs, string? workingDirectory = null)
     {
-        var process = Launch(yaml, extraArgs, openFilesLimit, out var directory, out var configPath);
+        var process = Launch(yaml, extraArgs, openFilesLimit, out var directory, out var configPath, workingDirectory);
         var started = new PatroniYarpProcess(process, directory, configPath, adminPort);
         started.Capture();
         try
@@ -90,7 +98,7 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
     /// <summary>Runs PatroniYarp to its end (for start-up errors and --check-config) and returns its exit code and output.</summary>
     public static async Task<(int ExitCode, string Output)> RunToExitAsync(string? yaml, params string[] args)
     {
-        var process = Launch(yaml, args, openFilesLimit: null, out _, out _);
+        var process = Launch(yaml, args, openFilesLimit: null, out _, out _, workingDirectory: null);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -157,7 +165,8 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
         }
     }
 
-    private static Process Launch(string? yaml, string[] args, int? openFilesLimit, out string directory, out string configPath)
+    private static Process Launch(string? yaml, string[] args, int? openFilesLimit, out string directory, out string configPath,
+        string? workingDirectory)
     {
         directory = System.IO.Directory.CreateTempSubdirectory("patroniyarp-it-").FullName;
         configPath = Path.Combine(directory, "patroni.yaml");
@@ -165,7 +174,7 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
         var startInfo = new ProcessStartInfo(openFilesLimit is null ? "dotnet" : "prlimit")
         {
             // The content root is the build output, where appsettings.json is, as in the published container.
-            WorkingDirectory = AppContext.BaseDirectory,
+            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
