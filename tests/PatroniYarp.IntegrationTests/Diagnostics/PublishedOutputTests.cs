@@ -28,7 +28,7 @@ public sealed class PublishedOutputTests(RealClusterFixture fixture) : IAsyncLif
     }
 
     [Fact]
-    public async Task DockerfileSteps_PublishedOutput_StartsAndPassesHealthCheck()
+    public async Task DockerfileSteps_PublishedOutput_StartsCleanAndPassesHealthCheck()
     {
         var dockerfile = await File.ReadAllLinesAsync(Path.Combine(_repoRoot, "Dockerfile"));
         var app = Path.Combine(_directory, "app");
@@ -42,7 +42,10 @@ public sealed class PublishedOutputTests(RealClusterFixture fixture) : IAsyncLif
         var entrypoint = ContainerCommand(Instruction(dockerfile, "ENTRYPOINT "), app, config, admin);
         Assert.Equal(["dotnet", Path.Combine(app, "PatroniYarp.dll"), config], entrypoint);
 
+        // A fresh container's home: nothing in it yet.
+        var home = Directory.CreateDirectory(Path.Combine(_directory, "home")).FullName;
         var startInfo = new ProcessStartInfo(entrypoint[0]) { WorkingDirectory = app, RedirectStandardOutput = true, RedirectStandardError = true };
+        startInfo.Environment["HOME"] = home;
         foreach (var arg in entrypoint[1..])
         {
             startInfo.ArgumentList.Add(arg);
@@ -67,6 +70,13 @@ public sealed class PublishedOutputTests(RealClusterFixture fixture) : IAsyncLif
             var check = Instruction(dockerfile, "HEALTHCHECK ");
             var healthcheck = ContainerCommand(check[(check.IndexOf("CMD ", StringComparison.Ordinal) + 4)..], app, config, admin);
             Assert.Equal(0, await RunAsync(healthcheck[0], healthcheck[1..], TimeSpan.FromMinutes(1)));
+
+            // A stateless proxy: a healthy start warns of nothing and leaves nothing on disk (the root filesystem may be read-only).
+            lock (output)
+            {
+                Assert.DoesNotContain(output, line => line.StartsWith("warn:", StringComparison.Ordinal));
+            }
+            Assert.Empty(Directory.EnumerateFileSystemEntries(home, "*", SearchOption.AllDirectories));
         }
         finally
         {
