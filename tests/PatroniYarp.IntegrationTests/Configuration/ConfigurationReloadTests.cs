@@ -30,11 +30,9 @@ public sealed class ConfigurationReloadTests
         var master = TestYaml.Port("master", FreePort.Next(), "leader");
         await using var proxy = await PatroniYarpProcess.StartAsync(TestYaml.Config(admin, master), admin);
 
-        await proxy.WriteConfigAsync(TestYaml.Config(admin, master + TestYaml.Port("replicas", FreePort.Next(), "sync, async")));
+        await proxy.WriteConfigAsync(WithReplicasPort(admin, master));
 
-        await Eventually.UntilAsync(async () =>
-            (await proxy.GetJsonAsync("/clusters")).GetProperty("clusters").GetProperty("demo").GetProperty("ports").TryGetProperty("replicas", out _),
-            TimeSpan.FromSeconds(20), "the added port in /clusters");
+        await WaitForReplicasPortAsync(proxy, "the added port in /clusters");
     }
 
     [Fact]
@@ -51,11 +49,9 @@ public sealed class ConfigurationReloadTests
             File.CreateSymbolicLink(Path.Combine(volume, "patroni.yaml"), "..data/patroni.yaml");
             await using var proxy = await PatroniYarpProcess.StartAsync(yaml: null, admin, "/", Path.Combine(volume, "patroni.yaml"));
 
-            PublishConfigMap(volume, "..v2", TestYaml.Config(admin, master + TestYaml.Port("replicas", FreePort.Next(), "sync, async")));
+            PublishConfigMap(volume, "..v2", WithReplicasPort(admin, master));
 
-            await Eventually.UntilAsync(async () =>
-                (await proxy.GetJsonAsync("/clusters")).GetProperty("clusters").GetProperty("demo").GetProperty("ports").TryGetProperty("replicas", out _),
-                TimeSpan.FromSeconds(20), "the port added by the ConfigMap update in /clusters");
+            await WaitForReplicasPortAsync(proxy, "the port added by the ConfigMap update in /clusters");
         }
         finally
         {
@@ -84,10 +80,8 @@ public sealed class ConfigurationReloadTests
             var watches = InotifyWatches(proxy.Pid);
             Assert.True(watches < Directories, $"PatroniYarp holds {watches} inotify watches for a tree of {Directories + 1} directories.");
 
-            await File.WriteAllTextAsync(config, TestYaml.Config(admin, master + TestYaml.Port("replicas", FreePort.Next(), "sync, async")));
-            await Eventually.UntilAsync(async () =>
-                (await proxy.GetJsonAsync("/clusters")).GetProperty("clusters").GetProperty("demo").GetProperty("ports").TryGetProperty("replicas", out _),
-                TimeSpan.FromSeconds(20), "the added port in /clusters");
+            await File.WriteAllTextAsync(config, WithReplicasPort(admin, master));
+            await WaitForReplicasPortAsync(proxy, "the added port in /clusters");
         }
         finally
         {
@@ -105,6 +99,15 @@ public sealed class ConfigurationReloadTests
         Assert.Contains("patroni.yaml", output);
         Assert.Contains("roles", output);
     }
+
+    /// <summary>The configuration of <paramref name="master"/> plus a replicas port.</summary>
+    private static string WithReplicasPort(int admin, string master) =>
+        TestYaml.Config(admin, master + TestYaml.Port("replicas", FreePort.Next(), "sync, async"));
+
+    private static Task WaitForReplicasPortAsync(PatroniYarpProcess proxy, string what) =>
+        Eventually.UntilAsync(async () =>
+            (await proxy.GetJsonAsync("/clusters")).GetProperty("clusters").GetProperty("demo").GetProperty("ports").TryGetProperty("replicas", out _),
+            TimeSpan.FromSeconds(20), what);
 
     /// <summary>Writes <paramref name="yaml"/> into a new version directory and points ..data at it in one rename, as the kubelet does.</summary>
     private static void PublishConfigMap(string volume, string version, string yaml)
