@@ -104,10 +104,7 @@ public sealed class ConfigurationReloadTests
     private static string WithReplicasPort(int admin, string master) =>
         TestYaml.Config(admin, master + TestYaml.Port("replicas", FreePort.Next(), "sync, async"));
 
-    private static Task WaitForReplicasPortAsync(PatroniYarpProcess proxy, string what) =>
-        Eventually.UntilAsync(async () =>
-            (await proxy.GetJsonAsync("/clusters")).GetProperty("clusters").GetProperty("demo").GetProperty("ports").TryGetProperty("replicas", out _),
-            TimeSpan.FromSeconds(20), what);
+    private static Task WaitForReplicasPortAsync(PatroniYarpProcess proxy, string what) => ProxyState.WaitForPortAsync(proxy, "replicas", what);
 
     /// <summary>Writes <paramref name="yaml"/> into a new version directory and points ..data at it in one rename, as the kubelet does.</summary>
     private static void PublishConfigMap(string volume, string version, string yaml)

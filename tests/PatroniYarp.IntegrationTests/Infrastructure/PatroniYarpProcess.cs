@@ -64,10 +64,11 @@ internal sealed class PatroniYarpProcess : IAsyncDisposable
 
     /// <summary>
     /// Starts PatroniYarp on the configuration file at <paramref name="configPath"/> from <paramref name="workingDirectory"/>
-    /// (its content root, as systemd's is / unless a unit sets one), and waits until its admin API answers.
+    /// (its content root, as systemd's is / unless a unit sets one), optionally under an open-files limit, and waits
+    /// until its admin API answers.
     /// </summary>
-    public static Task<PatroniYarpProcess> StartInAsync(string workingDirectory, string configPath, int adminPort) =>
-        StartAsync(yaml: null, adminPort, "/", openFilesLimit: null, [configPath], workingDirectory);
+    public static Task<PatroniYarpProcess> StartInAsync(string workingDirectory, string configPath, int adminPort, int? openFilesLimit = null) =>
+        StartAsync(yaml: null, adminPort, "/", openFilesLimit, [configPath], workingDirectory);
 
     private static async Task<PatroniYarpProcess> StartAsync(string? yaml, int adminPort, string readyPath, int? openFilesLimit,
         string[] extraArgs, string? workingDirectory = null)

@@ -24,4 +24,10 @@ internal static class ProxyState
             timeout ?? TimeSpan.FromSeconds(30),
             $"port {port} to route to [{string.Join(", ", expected)}]");
     }
+
+    /// <summary>Waits until cluster "demo" has a port named <paramref name="port"/> (a reload added it).</summary>
+    public static Task WaitForPortAsync(PatroniYarpProcess proxy, string port, string what) =>
+        Eventually.UntilAsync(
+            async () => (await proxy.GetJsonAsync("/clusters")).GetProperty("clusters").GetProperty("demo").GetProperty("ports").TryGetProperty(port, out _),
+            TimeSpan.FromSeconds(20), what);
 }
