@@ -15,6 +15,9 @@ internal static class ProxyOptionsValidator
     /// <summary>Beyond a day, a timer or delay is a mistake (and TimeSpan.FromSeconds would overflow long before).</summary>
     public const double MaxSeconds = 86_400;
 
+    /// <summary>Spares per member and port: each is a PostgreSQL process waiting, so a few are plenty.</summary>
+    public const int MaxPreconnect = 100;
+
     private const string ExpectedRoles = "leader, sync, async, any, standby_leader, master, primary, replica";
 
     private const string MinimalConfiguration = """
@@ -304,6 +307,11 @@ internal static class ProxyOptionsValidator
         {
             context.Error(ConfigurationPath.Combine(key, "max_waiting"),
                 $"must be 0 (hold no session) or a positive number of sessions, got {port.MaxWaiting.ToString(CultureInfo.InvariantCulture)}");
+        }
+        if (port.Preconnect is < 0 or > MaxPreconnect)
+        {
+            context.Error(ConfigurationPath.Combine(key, "preconnect"),
+                $"must be 0 (off) or a number of spare connections per member up to {MaxPreconnect}, got {port.Preconnect.ToString(CultureInfo.InvariantCulture)}");
         }
     }
 

@@ -62,9 +62,12 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
         }
     }
 
-    /// <summary>A connection waiting on a listening socket; null when none is (or it went away).</summary>
+    /// <summary>
+    /// A connection waiting on a listening socket, served by the loop <paramref name="chooseLoop"/> gives for its
+    /// peer; null when none is waiting (or it went away).
+    /// </summary>
     /// <exception cref="SocketException">Out of descriptors or memory: the connection stays queued.</exception>
-    public EventLoopSocket? Accept(SocketEventLoop loop)
+    public EventLoopSocket? Accept(Func<SocketEventLoop> chooseLoop)
     {
         var accepted = NativeSocket.Accept(_handle, out var remote, out var error);
         if (accepted is null)
@@ -74,7 +77,7 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
                 : null;
         }
         NativeSocket.SetNoDelay(accepted);
-        return new EventLoopSocket(loop, accepted, remote);
+        return new EventLoopSocket(chooseLoop(), accepted, remote);
     }
 
     /// <summary>
@@ -229,6 +232,9 @@ internal sealed class EventLoopSocket : IValueTaskSource, IDisposable
 
     /// <summary>From now on readiness goes to <paramref name="handler"/>, on the loop's thread.</summary>
     public void Attach(ISocketEventHandler handler) => _handler = handler;
+
+    /// <summary>From now on readiness ends this socket's waits again (a spare handed to a client).</summary>
+    public void Detach() => _handler = null;
 
     /// <summary>
     /// What epoll reports for this socket from now on, level-triggered (or once, with <see cref="Epoll.OneShot"/>);

@@ -25,9 +25,6 @@ namespace PatroniYarp.Tcp;
 /// </summary>
 internal sealed partial class TcpConnectionHandler
 {
-    private static readonly ResiliencePropertyKey<TimeSpan> ConnectTimeoutKey = new("PatroniYarp.Tcp.ConnectTimeout");
-    private static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(2);
-
     /// <summary>A held session asks for a poll again this often, so the cluster stays polled fast while it waits.</summary>
     private static readonly TimeSpan RenewPollRequestAfter = ClusterPoller.RequestedFastPeriod / 2;
 
@@ -42,12 +39,14 @@ internal sealed partial class TcpConnectionHandler
     private readonly ProxyMetrics _metrics;
     private readonly IClusterRefresher _refresher;
     private readonly TimeProvider _time;
-    private readonly ResiliencePipeline _connectPipeline;
+    private readonly BackendConnector _connector;
 
     public TcpConnectionHandler(IProxyStateLookup state, IDestinationHealthUpdater health, TcpLoadBalancer balancer,
         SessionRegistry registry, IOptionsMonitor<ProxyOptions> options, IOptionsMonitor<TcpProxyOptions> tcpOptions,
-        HeldSessions held, IClusterRefresher refresher, TimeProvider time, ProxyMetrics metrics, ILogger<TcpConnectionHandler> logger)
+        HeldSessions held, IClusterRefresher refresher, BackendConnector connector, TimeProvider time, ProxyMetrics metrics,
+        ILogger<TcpConnectionHandler> logger)
     {
+        _connector = connector;
         _held = held;
         _metrics = metrics;
         _refresher = refresher;
@@ -59,15 +58,6 @@ internal sealed partial class TcpConnectionHandler
         _options = options;
         _tcpOptions = tcpOptions;
         _logger = logger;
-
-        // The timeout differs per port, so each execution carries its own in the context.
-        _connectPipeline = new ResiliencePipelineBuilder()
-            .AddTimeout(new TimeoutStrategyOptions
-            {
-                TimeoutGenerator = static args => ValueTask.FromResult(
-                    args.Context.Properties.GetValue(ConnectTimeoutKey, DefaultConnectTimeout)),
-            })
-            .Build();
     }
 
     public async Task HandleAsync(ConnectionContext context, TcpPortEndpoint endpoint)
@@ -75,6 +65,19 @@ internal sealed partial class TcpConnectionHandler
         // TCP ports are bound by TcpSocketListenerFactory only: the session is copied socket to socket, never through pipes.
         var connection = context as TcpSocketConnection
             ?? throw new InvalidOperationException($"Port {endpoint.ClusterId} got a connection from another transport ({context.GetType()}).");
+        try
+        {
+            await HandleAsync(connection, endpoint).ConfigureAwait(false);
+        }
+        finally
+        {
+            // A client that sent nothing usable, or a port that went away: its spare is not needed.
+            connection.TakeSpare()?.Discard();
+        }
+    }
+
+    private async Task HandleAsync(TcpSocketConnection connection, TcpPortEndpoint endpoint)
+    {
         var port = FindPort(endpoint);
         if (port is null || endpoint.IsRetired)
         {
@@ -187,6 +190,21 @@ internal sealed partial class TcpConnectionHandler
                 // Read the state afresh on every attempt: a failed member drops out of the available set (passive health).
                 // Only available destinations, never a fallback: a leader port without a known leader gets no backend.
                 _state.TryGetCluster(endpoint.ClusterId, out var cluster);
+                if (cluster is not null && connection.TakeSpare() is { } spare)
+                {
+                    if (!spare.IsStillEligible(endpoint, cluster))
+                    {
+                        spare.Discard();
+                    }
+                    else if (await TryStartOnSpareAsync(connection, spare, startup).ConfigureAwait(false))
+                    {
+                        return (spare.Socket, spare.Pick.Destination);
+                    }
+                    else if (connection.ConnectionClosed.IsCancellationRequested)
+                    {
+                        return null;
+                    }
+                }
                 if (cluster is not null
                     && _balancer.Pick(endpoint.ClusterId, cluster.DestinationsState.AvailableDestinations, failed) is { } pick)
                 {
@@ -331,6 +349,34 @@ internal sealed partial class TcpConnectionHandler
         return $"{member}: {rejection}";
     }
 
+    /// <summary>
+    /// Sends the first message on a spare (see <see cref="SpareBackends"/>). A spare that turns it away is not held against
+    /// its member: PostgreSQL may have just timed it out (authentication_timeout). The caller then connects afresh, and
+    /// a member that really turns sessions away is found out by that connect.
+    /// </summary>
+    private async Task<bool> TryStartOnSpareAsync(TcpSocketConnection connection, SpareBackend spare, PostgresStartup startup)
+    {
+        string? rejection;
+        try
+        {
+            rejection = await startup.SendAsync(spare.Socket, connection.ConnectionClosed).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
+        {
+            rejection = string.Empty;
+        }
+        if (rejection is null && !connection.ConnectionClosed.IsCancellationRequested)
+        {
+            return true;
+        }
+        spare.Discard();
+        if (!string.IsNullOrEmpty(rejection))
+        {
+            Log.SpareRejected(_logger, MemberOf(spare.Pick.Destination), rejection);
+        }
+        return false;
+    }
+
     /// <summary>One connect attempt to a picked destination; its counter is given back unless it succeeds.</summary>
     /// <returns>The socket; or why it failed (the member is then marked unhealthy for a while); or neither when the client left.</returns>
     private async Task<(EventLoopSocket? Socket, string? Failure)> TryConnectAsync(TcpSocketConnection connection, TcpPortEndpoint endpoint,
@@ -344,15 +390,11 @@ internal sealed partial class TcpConnectionHandler
             return (null, $"{MemberOf(destination)}: unusable address '{address}'");
         }
 
-        var context = ResilienceContextPool.Shared.Get(connection.ConnectionClosed);
-        context.Properties.Set(ConnectTimeoutKey, TimeSpan.FromSeconds(port.ConnectTimeout));
         try
         {
             // On the client's loop: the forwarder serves both sockets of a session on one thread.
-            var socket = await _connectPipeline.ExecuteAsync(
-                static (ctx, state) => new ValueTask<EventLoopSocket>(
-                    EventLoopSocket.ConnectAsync(state.Loop, state.target, ctx.CancellationToken)),
-                context, (connection.Client.Loop, target)).ConfigureAwait(false);
+            var socket = await _connector.ConnectAsync(connection.Client.Loop, target, TimeSpan.FromSeconds(port.ConnectTimeout),
+                connection.ConnectionClosed).ConfigureAwait(false);
             return (socket, null);
         }
         catch (SocketException ex) when (NativeSocket.IsOutOfResources(ex.SocketErrorCode))
@@ -388,10 +430,6 @@ internal sealed partial class TcpConnectionHandler
         {
             pick.Counter.Decrement();
             throw;
-        }
-        finally
-        {
-            ResilienceContextPool.Shared.Return(context);
         }
     }
 
@@ -445,6 +483,9 @@ internal sealed partial class TcpConnectionHandler
             "Port {Port}: member {Member} at {Address} turned a session away before the client saw anything ({Rejection}); it is skipped for {Period} and the startup is replayed on the next member.")]
         public static partial void StartupRejected(ILogger logger, string port, string member, string address, string rejection,
             TimeSpan period);
+
+        [LoggerMessage(13, LogLevel.Debug, "A spare connection to member {Member} turned its session away ({Rejection}); connecting afresh.")]
+        public static partial void SpareRejected(ILogger logger, string member, string rejection);
 
         [LoggerMessage(12, LogLevel.Error,
             "Port {Port}: closing the session from {Client}: no socket for its backend ({Error}: out of file descriptors or memory; raise the open-files limit, ulimit -n).")]

@@ -28,16 +28,18 @@ internal sealed partial class TcpEndpointManager : IDisposable
     private readonly SessionRegistry _registry;
     private readonly ProxyMetrics _metrics;
     private readonly TcpConnectionHandler _handler;
+    private readonly SpareBackends _spares;
     private readonly ILogger<TcpEndpointManager> _logger;
     private readonly IDisposable? _subscription;
     private Dictionary<string, TcpPortEndpoint> _endpoints = new(StringComparer.OrdinalIgnoreCase);
-    private volatile HashSet<int> _tcpPorts = [];
+    private volatile Dictionary<int, TcpPortEndpoint?> _tcpPorts = [];
     private KestrelConfigurationLoader? _loader;
     private volatile FrontendTls? _frontendTls;
 
     public TcpEndpointManager(IOptionsMonitor<ProxyOptions> options, SessionRegistry registry, TcpConnectionHandler handler,
-        ProxyMetrics metrics, ILogger<TcpEndpointManager> logger)
+        SpareBackends spares, ProxyMetrics metrics, ILogger<TcpEndpointManager> logger)
     {
+        _spares = spares;
         _registry = registry;
         _metrics = metrics;
         _handler = handler;
@@ -69,7 +71,14 @@ internal sealed partial class TcpEndpointManager : IDisposable
     /// Whether a port number belongs to a configured TCP port rather than the admin API (their listen addresses never
     /// share a port). <see cref="TcpSocketListenerFactory"/> binds those; Kestrel's own transport binds the rest.
     /// </summary>
-    public bool IsTcpPort(int port) => _tcpPorts.Contains(port);
+    public bool IsTcpPort(int port) => _tcpPorts.ContainsKey(port);
+
+    /// <summary>
+    /// A spare backend for a client just accepted on <paramref name="port"/> (see <see cref="SpareBackends"/>); none when
+    /// two configured ports share that number on different addresses, as only Kestrel's pipeline tells them apart.
+    /// </summary>
+    public SpareBackend? TakeSpare(int port) =>
+        _tcpPorts.TryGetValue(port, out var endpoint) && endpoint is not null ? _spares.TryTake(endpoint) : null;
 
     private void Apply(ProxyOptions options)
     {
@@ -84,7 +93,8 @@ internal sealed partial class TcpEndpointManager : IDisposable
             AddFrontend(options.Frontend, data);
 
             var next = new Dictionary<string, TcpPortEndpoint>(StringComparer.OrdinalIgnoreCase);
-            var tcpPorts = new HashSet<int>();
+            var tcpPorts = new Dictionary<int, TcpPortEndpoint?>();
+            var spares = new List<(TcpPortEndpoint, int, double)>();
             foreach (var (clusterName, cluster) in options.Clusters)
             {
                 foreach (var (portName, port) in cluster.Ports)
@@ -95,7 +105,6 @@ internal sealed partial class TcpEndpointManager : IDisposable
                         continue;
                     }
                     var url = listen.ToKestrelUrl();
-                    tcpPorts.Add(listen.Port);
 
                     if (_endpoints.TryGetValue(name, out var current) && current.Url == url)
                     {
@@ -113,6 +122,8 @@ internal sealed partial class TcpEndpointManager : IDisposable
                         Log.PortListening(_logger, endpoint.ClusterId, url);
                     }
                     data[UrlKey(name)] = url;
+                    tcpPorts[listen.Port] = tcpPorts.ContainsKey(listen.Port) ? null : next[name];
+                    spares.Add((next[name], port.Preconnect, port.ConnectTimeout));
                 }
             }
 
@@ -135,6 +146,7 @@ internal sealed partial class TcpEndpointManager : IDisposable
             _endpoints = next;
             // Before the reload: Kestrel asks IsTcpPort when it binds the new endpoints.
             _tcpPorts = tcpPorts;
+            _spares.Configure(spares);
             _provider.Replace(data);
         }
     }

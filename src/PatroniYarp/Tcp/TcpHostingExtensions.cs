@@ -51,7 +51,10 @@ internal static class TcpHostingExtensions
         services.TryAddSingleton<TcpLoadBalancer>();
         services.TryAddSingleton<SocketEventLoops>();
         services.TryAddSingleton<DescriptorBudget>();
+        services.TryAddSingleton<BackendConnector>();
         services.TryAddSingleton<TcpConnectionHandler>();
+        services.TryAddSingleton<SpareBackends>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigChangeListener, SpareBackends>(static sp => sp.GetRequiredService<SpareBackends>()));
         services.TryAddSingleton<TcpEndpointManager>();
         // Kestrel tries the transport registered last first; this one takes only the TCP ports' endpoints.
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConnectionListenerFactory, TcpSocketListenerFactory>());
@@ -85,7 +88,8 @@ internal static class TcpHostingExtensions
         services.AddSingleton<HeldSessions>();
         services.AddSingleton<IConfigChangeListener>(static sp => sp.GetRequiredService<HeldSessions>());
         services.Replace(ServiceDescriptor.Singleton<IClusterDestinationsUpdater>(sp => new SignalingClusterDestinationsUpdater(
-            (IClusterDestinationsUpdater)ActivatorUtilities.CreateInstance(sp, yarpUpdater), sp.GetRequiredService<HeldSessions>())));
+            (IClusterDestinationsUpdater)ActivatorUtilities.CreateInstance(sp, yarpUpdater), sp.GetRequiredService<HeldSessions>(),
+            sp.GetRequiredService<SpareBackends>())));
     }
 
     private static void SetUnlessSet(string variable, string value)

@@ -28,6 +28,17 @@ internal sealed class TcpSocketConnection : ConnectionContext
         ConnectionClosed = _closed.Token;
     }
 
+    private SpareBackend? _spare;
+
+    /// <summary>A spare backend taken for this client at accept (see <see cref="SpareBackends"/>).</summary>
+    public SpareBackend? Spare
+    {
+        init => _spare = value;
+    }
+
+    /// <summary>The spare, once: whoever takes it uses or discards it.</summary>
+    public SpareBackend? TakeSpare() => Interlocked.Exchange(ref _spare, null);
+
     /// <summary>The client's socket, served by a TCP loop (see <see cref="SocketEventLoop"/>).</summary>
     public EventLoopSocket Client { get; }
 

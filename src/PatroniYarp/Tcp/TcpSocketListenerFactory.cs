@@ -45,13 +45,15 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
         // Accepted on a TCP loop too: .NET's socket engine then has no part in a TCP port's connections at all.
         socket.Blocking = false;
         return ValueTask.FromResult<IConnectionListener>(
-            new Listener(socket, new EventLoopSocket(loops.Next(), socket.SafeHandle, remoteEndPoint: null), loops, budget,
+            new Listener(socket, new EventLoopSocket(loops.Next(), socket.SafeHandle, remoteEndPoint: null), endpoints, ip.Port, loops, budget,
                 new AcceptPause(socket.LocalEndPoint!, metrics, time, logger)));
     }
 
     /// <param name="bound">Bound and listening by .NET (as Kestrel's own transport does it); kept so it is closed once.</param>
     /// <param name="socket">The same socket as the loop watches it.</param>
-    private sealed class Listener(Socket bound, EventLoopSocket socket, SocketEventLoops loops, DescriptorBudget budget, AcceptPause pause)
+    /// <param name="port">The port number it listens on: which configured port's spares its clients take.</param>
+    private sealed class Listener(Socket bound, EventLoopSocket socket, TcpEndpointManager endpoints, int port, SocketEventLoops loops,
+        DescriptorBudget budget, AcceptPause pause)
         : IConnectionListener
     {
         private long _accepted;
@@ -69,10 +71,13 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                     await socket.WaitReadableAsync(cancellationToken).ConfigureAwait(false);
                     if (budget.TryTake())
                     {
-                        if (Accept() is { } accepted)
+                        if (Accept() is ({ } accepted, var spare))
                         {
                             pause.End();
-                            return new TcpSocketConnection(accepted, $"{EndPoint}#{Interlocked.Increment(ref _accepted)}", budget);
+                            return new TcpSocketConnection(accepted, $"{EndPoint}#{Interlocked.Increment(ref _accepted)}", budget)
+                            {
+                                Spare = spare,
+                            };
                         }
                         // The client gave up before we accepted it, or a spurious wake-up: wait for the next one.
                         continue;
@@ -109,19 +114,28 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
                 ? $"{pause.Budget.Taken} sessions are open, the most the open-files limit ({pause.Budget.Limit}) leaves room for"
                 : $"{pause.OutOfResources}: the process is out of file descriptors or memory";
 
-        /// <summary>Accepts a waiting connection into the room just taken, which goes back if none comes.</summary>
-        private EventLoopSocket? Accept()
+        /// <summary>
+        /// Accepts a waiting connection into the room just taken, which goes back if none comes. A port with preconnect
+        /// hands it a spare backend here, before Kestrel passes it to the thread pool, and it joins the spare's loop.
+        /// </summary>
+        private (EventLoopSocket? Client, SpareBackend? Spare) Accept()
         {
             EventLoopSocket? accepted = null;
+            SpareBackend? spare = null;
             try
             {
-                accepted = socket.Accept(loops.Next());
-                return accepted;
+                accepted = socket.Accept(() =>
+                {
+                    spare = endpoints.TakeSpare(port);
+                    return spare?.Socket.Loop ?? loops.Next();
+                });
+                return (accepted, spare);
             }
             finally
             {
                 if (accepted is null)
                 {
+                    spare?.Discard();
                     budget.Return();
                 }
             }

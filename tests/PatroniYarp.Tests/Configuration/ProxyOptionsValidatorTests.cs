@@ -209,6 +209,23 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
     }
 
     [Theory]
+    [InlineData("-1")]
+    [InlineData("101")]
+    public void Validate_PreconnectOutOfRange_Error(string count)
+    {
+        Assert.Contains("must be 0 (off) or a number of spare connections per member up to 100", SingleError(ConfigurationSamples.Minimal.Replace("roles: [leader]", $"roles: [leader], preconnect: {count}"), "clusters.main.ports.master.preconnect"));
+    }
+
+    [Fact]
+    public void Validate_Preconnect_ReadFromThePortWithoutWarning()
+    {
+        var result = Load(ConfigurationSamples.Minimal.Replace("roles: [leader]", "roles: [leader], preconnect: 2"));
+
+        Assert.Empty(result.Warnings);
+        Assert.Equal(2, result.Options!.Clusters["main"].Ports["master"].Preconnect);
+    }
+
+    [Theory]
     [InlineData("0")]
     [InlineData("-16777216")]
     public void Validate_ZeroOrNegativeMaxLag_Error(string bytes)

@@ -160,10 +160,16 @@ internal sealed class LoopbackEcho : IAsyncDisposable
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Socket> _accepted = [];
+    private readonly HashSet<int> _spoken = [];
+    private readonly HashSet<int> _ended = [];
+    private readonly bool _closeFirstOnData;
     private readonly Task _acceptLoop;
 
-    public LoopbackEcho()
+    /// <param name="closeFirstOnData">Closes its first connection, unanswered, when data arrives on it (a PostgreSQL
+    /// backend that timed out just as the startup came).</param>
+    public LoopbackEcho(bool closeFirstOnData = false)
     {
+        _closeFirstOnData = closeFirstOnData;
         _listener.Start();
         _acceptLoop = AcceptLoopAsync();
     }
@@ -181,6 +187,33 @@ internal sealed class LoopbackEcho : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether the connection accepted <paramref name="index"/>-th (from 0) has received anything.</summary>
+    public bool HasReceived(int index)
+    {
+        lock (_accepted)
+        {
+            return _spoken.Contains(index);
+        }
+    }
+
+    /// <summary>Whether the connection accepted <paramref name="index"/>-th was closed by its peer (or by <see cref="Close"/>).</summary>
+    public bool HasEnded(int index)
+    {
+        lock (_accepted)
+        {
+            return _ended.Contains(index);
+        }
+    }
+
+    /// <summary>Closes the connection accepted <paramref name="index"/>-th from this side.</summary>
+    public void Close(int index)
+    {
+        lock (_accepted)
+        {
+            _accepted[index].Dispose();
+        }
+    }
+
     private async Task AcceptLoopAsync()
     {
         try
@@ -188,11 +221,13 @@ internal sealed class LoopbackEcho : IAsyncDisposable
             while (true)
             {
                 var socket = await _listener.AcceptSocketAsync(_stop.Token);
+                int index;
                 lock (_accepted)
                 {
+                    index = _accepted.Count;
                     _accepted.Add(socket);
                 }
-                _ = EchoAsync(socket);
+                _ = EchoAsync(socket, index);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
@@ -200,7 +235,7 @@ internal sealed class LoopbackEcho : IAsyncDisposable
         }
     }
 
-    private async Task EchoAsync(Socket socket)
+    private async Task EchoAsync(Socket socket, int index)
     {
         var buffer = new byte[4096];
         try
@@ -208,12 +243,25 @@ internal sealed class LoopbackEcho : IAsyncDisposable
             int read;
             while ((read = await socket.ReceiveAsync(buffer, SocketFlags.None, _stop.Token)) > 0)
             {
+                lock (_accepted)
+                {
+                    _spoken.Add(index);
+                }
+                if (_closeFirstOnData && index == 0)
+                {
+                    socket.Dispose();
+                    break;
+                }
                 await socket.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, _stop.Token);
             }
             socket.Shutdown(SocketShutdown.Send);
         }
         catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
         {
+        }
+        lock (_accepted)
+        {
+            _ended.Add(index);
         }
     }
 
