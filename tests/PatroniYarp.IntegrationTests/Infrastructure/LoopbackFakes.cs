@@ -284,10 +284,29 @@ internal sealed class FakeBackend : IAsyncDisposable
     }
 }
 
-/// <summary>What the kernel says about a process: open file descriptors and resident memory.</summary>
+/// <summary>What the kernel says about a process: open file descriptors, connections and resident memory.</summary>
 internal static class ProcessResources
 {
     public static int OpenFiles(int pid) => Directory.GetFileSystemEntries($"/proc/{pid}/fd").Length;
+
+    /// <summary>The process's established TCP connections to <paramref name="port"/> (any loopback address).</summary>
+    public static int ConnectionsTo(int pid, int port)
+    {
+        var sockets = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var fd in new DirectoryInfo($"/proc/{pid}/fd").EnumerateFileSystemInfos())
+        {
+            // "socket:[inode]"
+            if (fd.LinkTarget is { } target && target.StartsWith("socket:[", StringComparison.Ordinal))
+            {
+                sockets.Add(target["socket:[".Length..^1]);
+            }
+        }
+        var remotePort = $":{port:X4}";
+        // Columns: sl local_address rem_address st ... inode (the 10th); st 01 is ESTABLISHED.
+        return new[] { "/proc/net/tcp", "/proc/net/tcp6" }.Where(File.Exists).SelectMany(File.ReadLines).Skip(1)
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Count(f => f.Length > 9 && f[2].EndsWith(remotePort, StringComparison.Ordinal) && f[3] == "01" && sockets.Contains(f[9]));
+    }
 
     public static long ResidentBytes(int pid)
     {

@@ -15,6 +15,8 @@ namespace PatroniYarp.IntegrationTests.Tcp;
 /// An INSERT already running on the old leader when its fast shutdown starts is terminated there (57P01): no proxy can
 /// hide that without guessing whether it committed, and a direct connection sees the same. Such in-flight terminations
 /// are reported, not counted as failed attempts; every other failure is.
+/// A second leader port with <c>preconnect: 1</c> runs the same loop and is held to the same: its sessions start on spare
+/// connections opened ahead of them, which must never carry a write to the demoted leader.
 /// </summary>
 [Collection(RealClusterCollection.Name)]
 public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
@@ -23,6 +25,7 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
 
     private readonly PatroniClusterScript _cluster = fixture.Cluster;
     private readonly int _masterPort = FreePort.Next();
+    private readonly int _preconnectPort = FreePort.Next();
     private readonly string _table = $"switchover_{Guid.NewGuid():N}";
     private PatroniYarpProcess _proxy = null!;
 
@@ -39,8 +42,13 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
                   master:
                     listen: "127.0.0.1:{_masterPort}"
                     roles: [leader]
+                  master_preconnect:
+                    listen: "127.0.0.1:{_preconnectPort}"
+                    roles: [leader]
+                    preconnect: 1
             """, admin);
         await ProxyState.WaitForDestinationsAsync(_proxy, "master", [await _cluster.LeaderAsync()]);
+        await ProxyState.WaitForDestinationsAsync(_proxy, "master_preconnect", [await _cluster.LeaderAsync()]);
         await using var connection = await Pg.OpenAsync(_masterPort);
         await using var create = new NpgsqlCommand($"create table {_table} (client text, n int, primary key (client, n))", connection);
         await create.ExecuteNonQueryAsync();
@@ -72,12 +80,14 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
             "Command Timeout=10;Host Recheck Seconds=0", _table);
         var tls = new InsertLoop("patroniyarp-tls",
             Pg.ConnectionString(_masterPort, "SSL Mode=Require;Trust Server Certificate=true"), _table);
+        var preconnected = new InsertLoop("patroniyarp-preconnect", Pg.ConnectionString(_preconnectPort, "SSL Mode=Disable"), _table);
         using var stop = new CancellationTokenSource();
-        var loops = new[] { proxied.RunAsync(stop.Token), allNodes.RunAsync(stop.Token), tls.RunAsync(stop.Token) };
+        var all = new[] { proxied, allNodes, tls, preconnected };
+        var loops = all.Select(l => l.RunAsync(stop.Token)).ToArray();
         try
         {
-            // Both loops write before the switchover starts.
-            await Eventually.UntilAsync(() => Task.FromResult(proxied.Succeeded >= 5 && allNodes.Succeeded >= 5 && tls.Succeeded >= 5),
+            // Every loop writes before the switchover starts.
+            await Eventually.UntilAsync(() => Task.FromResult(all.All(l => l.Succeeded >= 5)),
                 TimeSpan.FromSeconds(30), "every loop to insert");
 
             var newLeader = await _cluster.SwitchoverAsync();
@@ -94,7 +104,7 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
             await Task.WhenAll(loops);
         }
 
-        foreach (var loop in new[] { proxied, allNodes, tls })
+        foreach (var loop in all)
         {
             output.WriteLine($"{loop.Name}: {loop.Succeeded} inserts, {loop.Failed} failed, {loop.TerminatedInFlight.Count} " +
                 $"terminated in flight, longest gap between two successful inserts {loop.LongestGap.TotalMilliseconds:0} ms");
@@ -114,15 +124,21 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
             output.WriteLine($"gap ratio patroniyarp / libpq-all-nodes: {proxied.LongestGap / allNodes.LongestGap:0.00}");
         }
 
-        Assert.True(proxied.Failed == 0, $"{proxied.Failed} failed attempts through PatroniYarp: {string.Join("; ", proxied.Failures.Take(5))}");
-        // No write lost and none landed on a replica: every acknowledged row is on the leader now.
+        // The demoted leader keeps no spare: nothing of this proxy stays connected to it (the loops have stopped).
+        await Eventually.UntilAsync(() => Task.FromResult(ProcessResources.ConnectionsTo(_proxy.Pid, PatroniClusterScript.PortOf(oldLeader)) == 0),
+            TimeSpan.FromSeconds(10), "no connection from the proxy to the old leader");
         var leader = await _cluster.LeaderAsync();
-        var onLeader = (await _cluster.PsqlAsync(leader, $"select n from {_table} where client = 'patroniyarp'"))
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToHashSet();
-        var missing = proxied.Acknowledged.Except(onLeader).ToList();
-        Assert.True(missing.Count == 0, $"acknowledged rows missing on the leader: {string.Join(", ", missing)}");
-        // A terminated INSERT may or may not have committed before it was cut off; nothing else may be there.
-        Assert.InRange(onLeader.Count, proxied.Succeeded, proxied.Succeeded + proxied.TerminatedInFlight.Count);
+        foreach (var loop in new[] { proxied, preconnected })
+        {
+            Assert.True(loop.Failed == 0, $"{loop.Failed} failed attempts through {loop.Name}: {string.Join("; ", loop.Failures.Take(5))}");
+            // No write lost and none landed on a replica: every acknowledged row is on the leader now.
+            var onLeader = (await _cluster.PsqlAsync(leader, $"select n from {_table} where client = '{loop.Name}'"))
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToHashSet();
+            var missing = loop.Acknowledged.Except(onLeader).ToList();
+            Assert.True(missing.Count == 0, $"{loop.Name}: acknowledged rows missing on the leader: {string.Join(", ", missing)}");
+            // A terminated INSERT may or may not have committed before it was cut off; nothing else may be there.
+            Assert.InRange(onLeader.Count, loop.Succeeded, loop.Succeeded + loop.TerminatedInFlight.Count);
+        }
     }
 
     /// <summary>A client that opens a new connection and runs one INSERT every 50 ms, counting failures and gaps.</summary>
