@@ -10,7 +10,8 @@
 #                                  accepts and holds: all forwarded, none dropped (N ≤ ~9 000: 20 000 files/process)
 #
 # Figures (full/quick): P1 pgbench -S -c16 -j2 TPS through the leader port; P2 pgbench -S -C -c8 TPS (a new
-# connection per transaction); P3 MB/s of a 1 GB COPY ... TO STDOUT through psql; P4 a switchover: failed attempts
+# connection per transaction; as issue 5 gives it, without -j: one pgbench thread connects its clients in turn, so P2
+# measures how long a connection takes to set up; until 2026-11-23 the bench ran it with -j2); P3 MB/s of a 1 GB COPY ... TO STDOUT through psql; P4 a switchover: failed attempts
 # (split: at connect, an INSERT that reached a read-only server, an INSERT cut while it ran) and longest gap between
 # successful writes for a loop that opens a new connection and INSERTs every 50 ms, through
 # HAProxy, PatroniYarp and a libpq client listing all three nodes (target_session_attrs=read-write); P5 KiB of RSS per
@@ -19,11 +20,12 @@
 # P1-P3 also run through bench/floor-proxy.c, the least a user-space proxy can do (one epoll loop, recv and send,
 # nothing else): no proxy beats it, so its ratio to direct bounds what a target for a proxy can ask. For P1 and P2 the
 # table also gives each proxy's CPU time per transaction, and each run's PatroniYarp/HAProxy ratio (runs interleave,
-# after an unrecorded warm-up of every target).
+# after an unrecorded warm-up of every target). P2 and P4 also run through a second PatroniYarp leader port with
+# preconnect: 1 (a spare backend connection opened ahead of each client; off by default).
 #
 # Needs root for apt-get (haproxy, wrk, postgresql-client, postgresql-contrib are installed when missing). Brings the
 # cluster up if it is down and leaves it as it found it (a P4/soak switchover moves the leader; it stays healthy).
-# Uses loopback ports 16432/16433 (PatroniYarp), 18009 (its admin API), 15000/15001 (HAProxy), 15002 (floor proxy),
+# Uses loopback ports 16432/16433/16435 (PatroniYarp), 18009 (its admin API), 15000/15001 (HAProxy), 15002 (floor proxy),
 # 17000/17001 (holder); override the base with BENCH_PORT_BASE. Work files go to BENCH_DIR (default
 # /tmp/patroniyarp-bench). With PATRONIYARP_CLUSTER_OFFSET=N it benches the cluster the script runs at that offset
 # (ports + 10 × N).
@@ -35,6 +37,7 @@ cluster="bash $root/scripts/patroni-cluster.sh"
 dir="${BENCH_DIR:-/tmp/patroniyarp-bench}"
 base="${BENCH_PORT_BASE:-0}"
 py_leader=$((16432 + base)); py_replicas=$((16433 + base)); py_admin=$((18009 + base)); py_hold=$((16434 + base))
+py_preconnect=$((16435 + base))
 ha_leader=$((15000 + base)); ha_hold=$((15001 + base)); floor_leader=$((15002 + base))
 hold_port=$((17000 + base)); hold_api=$((17001 + base))
 db=pybench
@@ -134,6 +137,10 @@ clusters:
       replicas:
         listen: "127.0.0.1:$py_replicas"
         roles: ["sync", "async"]
+      master_preconnect:
+        listen: "127.0.0.1:$py_preconnect"
+        roles: ["leader"]
+        preconnect: 1
   hold:
     hosts: ["http://127.0.0.1:$hold_api"]
     ports:
@@ -301,6 +308,7 @@ fi
 prepare_db
 wait_routable "$ha_leader" "HAProxy"
 wait_routable "$py_leader" "PatroniYarp"
+wait_routable "$py_preconnect" "PatroniYarp (preconnect)"
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime of every thread, in clock ticks
 # tps PID ARGS... — pgbench through $port; prints "TPS µs" where µs is the CPU time of process PID (the proxy; none
@@ -330,6 +338,7 @@ aim() { # aim TARGET — sets port and pid (the proxy's process; - for direct)
     direct) port=$(leader_port); pid=- ;;
     haproxy) port=$ha_leader; pid=$haproxy_pid ;;
     patroniyarp) port=$py_leader; pid=$patroniyarp_pid ;;
+    preconnect) port=$py_preconnect; pid=$patroniyarp_pid ;;
     floor) port=$floor_leader; pid=$floor_pid ;;
   esac
 }
@@ -340,8 +349,10 @@ for target in "${targets[@]}"; do
   aim "$target"
   log "warm-up: $target"
   tps "$pid" -S -c16 -j2 -T3 >/dev/null
-  tps "$pid" -S -C -c8 -j2 -T5 >/dev/null
+  tps "$pid" -S -C -c8 -T5 >/dev/null
 done
+aim preconnect
+tps "$pid" -S -C -c8 -T5 >/dev/null
 for run in $(seq 1 "$runs"); do
   # Interleaved, so that noise from the machine falls on all alike.
   for target in "${targets[@]}"; do
@@ -349,10 +360,13 @@ for run in $(seq 1 "$runs"); do
     log "run $run/$runs $target: P1"
     read -r t c < <(tps "$pid" -S -c16 -j2 -T"$secs"); P1[$target]+="$t "; C1[$target]+="$c "
     log "run $run/$runs $target: P2"
-    read -r t c < <(tps "$pid" -S -C -c8 -j2 -T"$secs"); P2[$target]+="$t "; C2[$target]+="$c "
+    read -r t c < <(tps "$pid" -S -C -c8 -T"$secs"); P2[$target]+="$t "; C2[$target]+="$c "
     log "run $run/$runs $target: P3"
     P3[$target]+="$(copy_mbs "$port") "
   done
+  aim preconnect
+  log "run $run/$runs PatroniYarp preconnect: P2"
+  read -r t c < <(tps "$pid" -S -C -c8 -T"$secs"); P2[preconnect]+="$t "; C2[preconnect]+="$c "
 done
 med() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
 # per_run A B — each run's A/B, in run order ("0.97×, 1.02×, …")
@@ -400,14 +414,16 @@ write_loop patroniyarp "$(pg "$py_leader")" & l2=$!
 write_loop libpq "$all_nodes" & l3=$!
 # TLS is end to end: PatroniYarp cannot replay a startup the old leader refuses inside it (README, "Switchover").
 write_loop patroniyarp-tls "$(pg "$py_leader") sslmode=require" & l4=$!
+write_loop patroniyarp-preconnect "$(pg "$py_preconnect")" & l5=$!
 sleep 3
 $cluster switchover >"$dir/p4-switchover.log" 2>&1
 sleep 8
-touch "$dir/p4.stop"; wait "$l1" "$l2" "$l3" "$l4"
+touch "$dir/p4.stop"; wait "$l1" "$l2" "$l3" "$l4" "$l5"
 read -r ha_fail ha_gap ha_n ha_con ha_ro ha_run < <(gap_stats haproxy)
 read -r py_fail py_gap py_n py_con py_ro py_run < <(gap_stats patroniyarp)
 read -r lp_fail lp_gap lp_n lp_con lp_ro lp_run < <(gap_stats libpq)
 read -r pt_fail pt_gap pt_n pt_con pt_ro pt_run < <(gap_stats patroniyarp-tls)
+read -r pp_fail pp_gap pp_n pp_con pp_ro pp_run < <(gap_stats patroniyarp-preconnect)
 
 # P5: idle sessions through each proxy to the holder (4 500; a proxy holds two files per session). One round: a second
 # would measure how each process reuses the memory the first round freed (HAProxy's pools at once, .NET's heap only
@@ -460,12 +476,17 @@ echo "| Figure | direct | HAProxy 2.6 | PatroniYarp | floor proxy | PY/direct | 
 echo "|---|---|---|---|---|---|---|---|---|---|"
 row "P1 pgbench -S -c16 -j2 (TPS)" "%.0f" 1
 row "P2 pgbench -S -C -c8 (TPS)" "%.0f" 2
+p2_pre=$(med "${P2[preconnect]}")
+printf "| P2, PatroniYarp with preconnect: 1 (TPS) | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s |\n" "$p2_direct" "$p2_haproxy" \
+  "$p2_pre" "$p2_floor" "$(ratio "$p2_pre" "$p2_direct")" "$(ratio "$p2_pre" "$p2_haproxy")" \
+  "$(per_run "${P2[preconnect]}" "${P2[haproxy]}")" "$(ratio "$p2_haproxy" "$p2_direct")" "$(ratio "$p2_floor" "$p2_direct")"
 row "P3 COPY 1 GB to stdout (MB/s)" "%s" 3
 echo
 echo "| Proxy CPU per transaction (µs, median) | HAProxy 2.6 | PatroniYarp | floor proxy |"
 echo "|---|---|---|---|"
 echo "| P1 | $(med "${C1[haproxy]}") | $(med "${C1[patroniyarp]}") | $(med "${C1[floor]}") |"
 echo "| P2 | $(med "${C2[haproxy]}") | $(med "${C2[patroniyarp]}") | $(med "${C2[floor]}") |"
+echo "| P2, PatroniYarp with preconnect: 1 | | $(med "${C2[preconnect]}") | |"
 echo
 echo "| P4 switchover (new connection + INSERT every 50 ms) | failed attempts | at connect | INSERT on a read-only server | cut while the INSERT ran | longest write gap |"
 echo "|---|---|---|---|---|---|"
@@ -473,6 +494,7 @@ echo "| libpq, all three nodes, target_session_attrs=read-write | $lp_fail of $l
 echo "| HAProxy 2.6 | $ha_fail of $ha_n | $ha_con | $ha_ro | $ha_run | ${ha_gap} s |"
 echo "| PatroniYarp | $py_fail of $py_n | $py_con | $py_ro | $py_run | ${py_gap} s ($(ratio "$py_gap" "$lp_gap") libpq's) |"
 echo "| PatroniYarp, TLS (sslmode=require: no startup replay) | $pt_fail of $pt_n | $pt_con | $pt_ro | $pt_run | ${pt_gap} s |"
+echo "| PatroniYarp, preconnect: 1 | $pp_fail of $pp_n | $pp_con | $pp_ro | $pp_run | ${pp_gap} s ($(ratio "$pp_gap" "$lp_gap") libpq's) |"
 echo
 echo "| P5 idle sessions ($n5) | RSS idle | RSS holding | KiB per session | dropped |"
 echo "|---|---|---|---|---|"

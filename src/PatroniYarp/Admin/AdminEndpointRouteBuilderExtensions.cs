@@ -67,9 +67,10 @@ internal static partial class AdminEndpointRouteBuilderExtensions
         [FromServices] IOptionsMonitor<ProxyOptions> options,
         [FromServices] ClusterStateStore store,
         [FromServices] IProxyStateLookup proxyState,
-        [FromServices] SessionRegistry sessions)
+        [FromServices] SessionRegistry sessions,
+        [FromServices] SpareBackends spares)
     {
-        var report = ClustersReportBuilder.Build(options.CurrentValue, store.Clusters, proxyState, sessions);
+        var report = ClustersReportBuilder.Build(options.CurrentValue, store.Clusters, proxyState, sessions, spares);
         return Results.Json(report, AdminJsonContext.Default.ClustersReport);
     }
 

@@ -41,13 +41,16 @@ internal sealed record PortReport(
     IReadOnlyList<string> Roles,
     int? HostPort,
     long? MaxLagInBytes,
+    int Preconnect,
     string YarpCluster,
     IReadOnlyList<DestinationReport> Destinations);
 
 /// <param name="Health">Passive health as the TCP side reports it: unknown, healthy or unhealthy.</param>
 /// <param name="Available">Whether new sessions may go there (not passive-unhealthy).</param>
 /// <param name="OpenSessions">TCP sessions this process holds open to the destination through this port.</param>
-internal sealed record DestinationReport(string Id, string Member, string Address, string Health, bool Available, int OpenSessions);
+/// <param name="Spares">Connections open to it ahead of the next client (the port's preconnect).</param>
+internal sealed record DestinationReport(string Id, string Member, string Address, string Health, bool Available, int OpenSessions,
+    int Spares);
 
 /// <summary>GET /connections: every open TCP session, oldest first.</summary>
 internal sealed record ConnectionsReport(int Count, IReadOnlyList<ConnectionReport> Connections);

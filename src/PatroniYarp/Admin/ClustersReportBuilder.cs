@@ -18,7 +18,8 @@ internal static class ClustersReportBuilder
         ProxyOptions options,
         IReadOnlyDictionary<string, ClusterState> states,
         IProxyStateLookup proxyState,
-        SessionRegistry sessions)
+        SessionRegistry sessions,
+        SpareBackends spares)
     {
         var clusters = new SortedDictionary<string, ClusterReport>(StringComparer.Ordinal);
         foreach (var (name, cluster) in options.Clusters)
@@ -33,8 +34,9 @@ internal static class ClustersReportBuilder
                     port.Roles,
                     port.HostPort,
                     port.MaxLagInBytes,
+                    port.Preconnect,
                     yarpCluster,
-                    ReadDestinations(proxyState, sessions, yarpCluster));
+                    ReadDestinations(proxyState, sessions, spares, yarpCluster));
             }
             clusters[name] = new ClusterReport(
                 state.IsStale,
@@ -59,7 +61,8 @@ internal static class ClustersReportBuilder
         member.Timeline,
         member.Tags);
 
-    private static List<DestinationReport> ReadDestinations(IProxyStateLookup proxyState, SessionRegistry sessions, string yarpCluster)
+    private static List<DestinationReport> ReadDestinations(IProxyStateLookup proxyState, SessionRegistry sessions,
+        SpareBackends spares, string yarpCluster)
     {
         // Not there until YARP has loaded the configuration that introduced the port.
         if (!proxyState.TryGetCluster(yarpCluster, out var cluster))
@@ -72,11 +75,12 @@ internal static class ClustersReportBuilder
             .Select(destination => ToReport(
                 destination,
                 available.Contains(destination),
-                sessions.GetOpenSessions(yarpCluster, destination.DestinationId)))
+                sessions.GetOpenSessions(yarpCluster, destination.DestinationId),
+                spares.Ready(yarpCluster, destination.DestinationId)))
             .ToList();
     }
 
-    private static DestinationReport ToReport(DestinationState destination, bool available, int openSessions)
+    private static DestinationReport ToReport(DestinationState destination, bool available, int openSessions, int spares)
     {
         var config = destination.Model.Config;
         var member = config.Metadata?.GetValueOrDefault(ProxyClusterIds.Metadata.Member) ?? destination.DestinationId;
@@ -86,6 +90,7 @@ internal static class ClustersReportBuilder
             config.Address,
             destination.Health.Passive.ToString().ToLowerInvariant(),
             available,
-            openSessions);
+            openSessions,
+            spares);
     }
 }

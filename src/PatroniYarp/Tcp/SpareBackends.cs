@@ -69,12 +69,13 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
         ReconcileAll();
     }
 
-    /// <summary>Spares ready now (for tests and the admin API).</summary>
-    public int Count(string clusterId)
+    /// <summary>Spares of a port's member ready now (the admin API's /clusters).</summary>
+    public int Ready(string clusterId, string destinationId)
     {
         lock (_lock)
         {
-            return _slots.Where(s => s.Key.Endpoint.ClusterId == clusterId).Sum(s => s.Value.Ready.Count);
+            return _slots.Where(s => s.Key.Endpoint.ClusterId == clusterId && s.Key.DestinationId == destinationId)
+                .Sum(s => s.Value.Ready.Count);
         }
     }
 
@@ -232,7 +233,8 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
                 ? await _connector.ConnectAsync(_loops.Next(), target, timeout, CancellationToken.None).ConfigureAwait(false)
                 : null;
         }
-        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or Polly.Timeout.TimeoutRejectedException)
+        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or Polly.Timeout.TimeoutRejectedException
+            or ObjectDisposedException)
         {
             Log.ConnectFailed(_logger, key.Endpoint.ClusterId, key.DestinationId, address, ex.Message);
         }

@@ -65,19 +65,6 @@ internal sealed partial class TcpConnectionHandler
         // TCP ports are bound by TcpSocketListenerFactory only: the session is copied socket to socket, never through pipes.
         var connection = context as TcpSocketConnection
             ?? throw new InvalidOperationException($"Port {endpoint.ClusterId} got a connection from another transport ({context.GetType()}).");
-        try
-        {
-            await HandleAsync(connection, endpoint).ConfigureAwait(false);
-        }
-        finally
-        {
-            // A client that sent nothing usable, or a port that went away: its spare is not needed.
-            connection.TakeSpare()?.Discard();
-        }
-    }
-
-    private async Task HandleAsync(TcpSocketConnection connection, TcpPortEndpoint endpoint)
-    {
         var port = FindPort(endpoint);
         if (port is null || endpoint.IsRetired)
         {

@@ -89,6 +89,8 @@ internal sealed class TcpSocketConnection : ConnectionContext
 
     public override ValueTask DisposeAsync()
     {
+        // A client that sent nothing usable, or one Kestrel never handed over: its spare is not needed.
+        TakeSpare()?.Discard();
         Client.Dispose();
         Interlocked.Exchange(ref _budget, null)?.Return();
         Cancel();

@@ -25,6 +25,14 @@ internal static class ProxyState
             $"port {port} to route to [{string.Join(", ", expected)}]");
     }
 
+    /// <summary>Waits until <paramref name="port"/> of cluster "demo" has a spare connection (preconnect) open to <paramref name="member"/>.</summary>
+    public static Task WaitForSpareAsync(PatroniYarpProcess proxy, string port, string member) =>
+        Eventually.UntilAsync(
+            async () => (await proxy.GetJsonAsync("/clusters")).GetProperty("clusters").GetProperty("demo").GetProperty("ports")
+                .GetProperty(port).GetProperty("destinations").EnumerateArray()
+                .Any(d => d.GetProperty("member").GetString() == member && d.GetProperty("spares").GetInt32() > 0),
+            TimeSpan.FromSeconds(20), $"a spare of port {port} on {member}");
+
     /// <summary>Waits until cluster "demo" has a port named <paramref name="port"/> (a reload added it).</summary>
     public static Task WaitForPortAsync(PatroniYarpProcess proxy, string port, string what) =>
         Eventually.UntilAsync(

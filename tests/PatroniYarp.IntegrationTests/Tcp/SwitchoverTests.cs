@@ -49,6 +49,7 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
             """, admin);
         await ProxyState.WaitForDestinationsAsync(_proxy, "master", [await _cluster.LeaderAsync()]);
         await ProxyState.WaitForDestinationsAsync(_proxy, "master_preconnect", [await _cluster.LeaderAsync()]);
+        await ProxyState.WaitForSpareAsync(_proxy, "master_preconnect", await _cluster.LeaderAsync());
         await using var connection = await Pg.OpenAsync(_masterPort);
         await using var create = new NpgsqlCommand($"create table {_table} (client text, n int, primary key (client, n))", connection);
         await create.ExecuteNonQueryAsync();

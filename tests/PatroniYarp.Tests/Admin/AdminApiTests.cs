@@ -112,6 +112,7 @@ public sealed class AdminApiTests : IClassFixture<AdminApiTests.Factory>
         Assert.Equal("127.0.0.1:6432", master.GetProperty("listen").GetString());
         Assert.Equal(["leader"], master.GetProperty("roles").EnumerateArray().Select(e => e.GetString()));
         Assert.Equal("main/master", master.GetProperty("yarp_cluster").GetString());
+        Assert.Equal(0, master.GetProperty("preconnect").GetInt32());
         var destination = Assert.Single(master.GetProperty("destinations").EnumerateArray());
         Assert.Equal("pg1", destination.GetProperty("id").GetString());
         Assert.Equal("pg1", destination.GetProperty("member").GetString());
@@ -119,6 +120,7 @@ public sealed class AdminApiTests : IClassFixture<AdminApiTests.Factory>
         Assert.Equal("unknown", destination.GetProperty("health").GetString());
         Assert.True(destination.GetProperty("available").GetBoolean());
         Assert.Equal(0, destination.GetProperty("open_sessions").GetInt32());
+        Assert.Equal(0, destination.GetProperty("spares").GetInt32());
 
         var replicas = cluster.GetProperty("ports").GetProperty("replicas");
         Assert.Equal(["pg0", "pg2"], replicas.GetProperty("destinations").EnumerateArray().Select(d => d.GetProperty("id").GetString()));

@@ -24,14 +24,14 @@ public partial class TcpProxyEndToEndTests
     public async Task Preconnect_One_SessionStartsOnTheConnectionOpenedBeforeIt()
     {
         var master = await StartWithSpareAsync(("node1", _echo.Port));
-        await TcpTestSupport.PollUntilAsync(() => Spares.Count(MasterId) == 1 && _echo.Accepted == 1, "a spare is open before any client");
+        await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "node1") == 1 && _echo.Accepted == 1, "a spare is open before any client");
 
         await using var session = await ConnectAsync(master);
         await AssertEchoesAsync(session, "on the spare");
 
         // The member's first connection, opened before the client came, carried the session.
         Assert.True(_echo.HasReceived(0));
-        await TcpTestSupport.PollUntilAsync(() => Spares.Count(MasterId) == 1 && _echo.Accepted == 2, "the spare is replaced");
+        await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "node1") == 1 && _echo.Accepted == 2, "the spare is replaced");
         Assert.False(_echo.HasReceived(1));
     }
 
@@ -40,12 +40,12 @@ public partial class TcpProxyEndToEndTests
     {
         await using var next = new LoopbackEcho();
         var master = await StartWithSpareAsync(("old", _echo.Port));
-        await TcpTestSupport.PollUntilAsync(() => Spares.Count(MasterId) == 1 && _echo.Accepted == 1, "a spare on the old member");
+        await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "old") == 1 && _echo.Accepted == 1, "a spare on the old member");
 
         _yarp.Update([], [Cluster("master", ("new", next.Port))]);
 
         await TcpTestSupport.PollUntilAsync(() => _echo.HasEnded(0), "the old member's spare is closed");
-        await TcpTestSupport.PollUntilAsync(() => next.Accepted == 1 && Spares.Count(MasterId) == 1, "a spare on the new member");
+        await TcpTestSupport.PollUntilAsync(() => next.Accepted == 1 && Spares.Ready(MasterId, "new") == 1, "a spare on the new member");
         await using var session = await ConnectAsync(master);
         await AssertEchoesAsync(session, "on the new member");
         Assert.False(_echo.HasReceived(0));
@@ -55,12 +55,12 @@ public partial class TcpProxyEndToEndTests
     public async Task Preconnect_MemberClosesTheSpare_ItIsReplaced()
     {
         var master = await StartWithSpareAsync(("node1", _echo.Port));
-        await TcpTestSupport.PollUntilAsync(() => Spares.Count(MasterId) == 1 && _echo.Accepted == 1, "a spare is open");
+        await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "node1") == 1 && _echo.Accepted == 1, "a spare is open");
 
         // As PostgreSQL does when authentication_timeout passes without a startup.
         _echo.Close(0);
 
-        await TcpTestSupport.PollUntilAsync(() => _echo.Accepted == 2 && Spares.Count(MasterId) == 1, "a new spare replaces it");
+        await TcpTestSupport.PollUntilAsync(() => _echo.Accepted == 2 && Spares.Ready(MasterId, "node1") == 1, "a new spare replaces it");
         await using var session = await ConnectAsync(master);
         await AssertEchoesAsync(session, "after the replacement");
         Assert.True(_echo.HasReceived(1));
@@ -71,7 +71,7 @@ public partial class TcpProxyEndToEndTests
     {
         await using var member = new LoopbackEcho(closeFirstOnData: true);
         var master = await StartWithSpareAsync(("node1", member.Port));
-        await TcpTestSupport.PollUntilAsync(() => Spares.Count(MasterId) == 1, "a spare is open");
+        await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "node1") == 1, "a spare is open");
 
         await using var first = await ConnectAsync(master);
         await AssertEchoesAsync(first, "on a fresh connection");
@@ -88,7 +88,7 @@ public partial class TcpProxyEndToEndTests
     public async Task Preconnect_ClientSendsNothing_SpareClosedUnusedAndNoSessionLeftReserved()
     {
         var master = await StartWithSpareAsync(("node1", _echo.Port));
-        await TcpTestSupport.PollUntilAsync(() => Spares.Count(MasterId) == 1, "a spare is open");
+        await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "node1") == 1, "a spare is open");
 
         using (var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
         {
@@ -106,13 +106,13 @@ public partial class TcpProxyEndToEndTests
     public async Task Preconnect_ReloadedToZero_SparesClosed()
     {
         var master = await StartWithSpareAsync(("node1", _echo.Port));
-        await TcpTestSupport.PollUntilAsync(() => Spares.Count(MasterId) == 1, "a spare is open");
+        await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "node1") == 1, "a spare is open");
 
         _portTemplate = _portTemplate with { Preconnect = 0 };
         _options.Set(Options(("master", master)));
 
         await TcpTestSupport.PollUntilAsync(() => _echo.HasEnded(0), "the spare is closed");
-        Assert.Equal(0, Spares.Count(MasterId));
+        Assert.Equal(0, Spares.Ready(MasterId, "node1"));
         await using var session = await ConnectAsync(master);
         await AssertEchoesAsync(session, "without a spare");
     }
