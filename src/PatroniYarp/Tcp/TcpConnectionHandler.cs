@@ -17,7 +17,8 @@ namespace PatroniYarp.Tcp;
 
 /// <summary>
 /// The end of a TCP port's Kestrel pipeline: reads the client's first PostgreSQL message (<see cref="PostgresStartup"/>),
-/// picks a destination from YARP's state for the port, connects (with the port's timeout; a failed member is marked
+/// picks a destination from YARP's state for the port — or takes the spare the listener gave it (preconnect, see
+/// <see cref="SpareBackends"/>) if its member is still eligible — connects (with the port's timeout; a failed member is marked
 /// unhealthy for a while and the next is tried), sends the first message and — for a plaintext startup — checks the
 /// backend's first reply (a member that turns the session away unseen, e.g. shutting down, is treated like a failed
 /// connect and the startup replayed on the next), then forwards. A session with no destination left is held until
@@ -471,11 +472,11 @@ internal sealed partial class TcpConnectionHandler
         public static partial void StartupRejected(ILogger logger, string port, string member, string address, string rejection,
             TimeSpan period);
 
-        [LoggerMessage(13, LogLevel.Debug, "A spare connection to member {Member} turned its session away ({Rejection}); connecting afresh.")]
-        public static partial void SpareRejected(ILogger logger, string member, string rejection);
-
         [LoggerMessage(12, LogLevel.Error,
             "Port {Port}: closing the session from {Client}: no socket for its backend ({Error}: out of file descriptors or memory; raise the open-files limit, ulimit -n).")]
         public static partial void NoDescriptor(ILogger logger, string port, EndPoint? client, SocketError error);
+
+        [LoggerMessage(13, LogLevel.Debug, "A spare connection to member {Member} turned its session away ({Rejection}); connecting afresh.")]
+        public static partial void SpareRejected(ILogger logger, string member, string rejection);
     }
 }
