@@ -33,7 +33,7 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
     private readonly ILogger<SpareBackends> _logger;
     private readonly ITimer _timer;
     private volatile Dictionary<TcpPortEndpoint, PortSpares> _ports = [];
-    private bool _disposed;
+    private bool _stopped;
 
     // Resolved on first use: YARP's state lookup is the config manager, which itself asks for the change listeners and
     // the destinations updater, both of which tell this store about changes.
@@ -172,7 +172,7 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
         List<(SlotKey Key, string Address, TimeSpan Timeout)>? connects = null;
         lock (_lock)
         {
-            if (_disposed)
+            if (_stopped)
             {
                 return;
             }
@@ -240,7 +240,7 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
         }
         lock (_lock)
         {
-            var kept = _slots.TryGetValue(key, out var slot) && !_disposed;
+            var kept = _slots.TryGetValue(key, out var slot) && !_stopped;
             if (kept)
             {
                 slot!.Connecting--;
@@ -291,18 +291,25 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
         Reconcile(spare.Key.Endpoint);
     }
 
-    public void Dispose()
+    /// <summary>The process is stopping (SIGTERM): no client will take a spare any more, so every one is closed now.</summary>
+    public void Stop()
     {
-        _timer.Dispose();
+        _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         lock (_lock)
         {
-            _disposed = true;
+            _stopped = true;
             foreach (var slot in _slots.Values)
             {
                 slot.CloseAll();
             }
             _slots.Clear();
         }
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        _timer.Dispose();
     }
 
     private readonly record struct SlotKey(TcpPortEndpoint Endpoint, string DestinationId);

@@ -7,9 +7,10 @@ namespace PatroniYarp.Tcp;
 /// <summary>
 /// SIGTERM: Kestrel stops accepting and waits for open connections until the host's shutdown timeout; sessions may run
 /// on for <c>drain_timeout</c> seconds, then this service closes them so that Kestrel ends gracefully. The host's
-/// shutdown timeout is set a little longer (see <see cref="TcpHostingExtensions"/>).
+/// shutdown timeout is set a little longer (see <see cref="TcpHostingExtensions"/>). Spare connections (preconnect)
+/// are closed when the drain starts: PostgreSQL gets their processes back at once.
 /// </summary>
-internal sealed partial class TcpDrainService(IHostApplicationLifetime lifetime, SessionRegistry registry,
+internal sealed partial class TcpDrainService(IHostApplicationLifetime lifetime, SessionRegistry registry, SpareBackends spares,
     IOptionsMonitor<ProxyOptions> options, TimeProvider timeProvider, ProxyMetrics metrics, ILogger<TcpDrainService> logger) : IHostedService, IDisposable
 {
     private CancellationTokenRegistration _stopping;
@@ -26,6 +27,7 @@ internal sealed partial class TcpDrainService(IHostApplicationLifetime lifetime,
 
     private void StartDrain()
     {
+        spares.Stop();
         var period = options.CurrentValue.DrainPeriod;
         Log.Draining(logger, registry.Count, period);
         _timer = timeProvider.CreateTimer(static state => ((TcpDrainService)state!).EndDrain(), this, period, Timeout.InfiniteTimeSpan);

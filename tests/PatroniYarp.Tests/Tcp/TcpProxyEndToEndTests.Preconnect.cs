@@ -116,4 +116,22 @@ public partial class TcpProxyEndToEndTests
         await using var session = await ConnectAsync(master);
         await AssertEchoesAsync(session, "without a spare");
     }
+
+    [Fact]
+    public async Task Preconnect_HostStops_SpareClosedAtOnceWhileSessionsDrain()
+    {
+        _portTemplate = _portTemplate with { Preconnect = 1 };
+        var master = FreePort.Next();
+        await StartAsync(Options(("master", master)) with { DrainTimeout = 60 }, [Cluster("master", ("node1", _echo.Port))]);
+        var session = await ConnectAsync(master);
+        await AssertEchoesAsync(session, "before stop");
+        await TcpTestSupport.PollUntilAsync(() => _echo.Accepted == 2 && Spares.Ready(MasterId, "node1") == 1, "the spare is replaced");
+
+        var stopping = _app.StopAsync();
+
+        await TcpTestSupport.PollUntilAsync(() => _echo.HasEnded(1), "the spare is closed as the drain starts");
+        await AssertEchoesAsync(session, "the session drains on");
+        await session.DisposeAsync();
+        await stopping.WaitAsync(TcpTestSupport.Timeout);
+    }
 }
