@@ -45,6 +45,9 @@ internal sealed class StatusPageBrowser : IAsyncDisposable
     /// <summary>Waits (up to 30 s, inside the page) until the page names <paramref name="leader"/> as the cluster's leader.</summary>
     public Task WaitForLeaderAsync(string cluster, string leader) => CommandAsync($"leader {cluster} {leader}");
 
+    /// <summary>Waits until the row of port <paramref name="port"/> shows <paramref name="text"/>.</summary>
+    public Task WaitForPortTextAsync(string port, string text) => CommandAsync($"port {port} {text}");
+
     public Task ScreenshotAsync(string path) => CommandAsync($"screenshot {path}");
 
     public async ValueTask DisposeAsync()

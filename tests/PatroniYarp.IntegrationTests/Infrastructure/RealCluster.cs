@@ -41,6 +41,6 @@ internal static class TestYaml
               {name}:
                 listen: "127.0.0.1:{listen}"
                 roles: [{roles}]
-        {(extra.Length == 0 ? "" : "        " + extra)}
+        {(extra.Length == 0 ? "" : "        " + extra + "\n")}
         """;
 }

@@ -1,5 +1,6 @@
 // Opens PatroniYarp's /ui in Debian's headless Chromium and answers commands, one per line on stdin:
 //   leader <cluster> <name>   wait until the page shows <name> as the cluster's leader  → "ok" or "error: …"
+//   port <name> <text…>      wait until the row of port <name> contains <text>            → "ok" or "error: …"
 //   screenshot <path>         save a full-page PNG                                        → "ok"
 // Usage: node status-page.mjs <url> [chromium path]. One page stays open, so its own 2 s refresh is what is tested.
 import { chromium } from "playwright-core";
@@ -33,6 +34,11 @@ try {
         const [cluster, name] = args;
         const leader = page.locator(`article[data-cluster="${cluster}"] [data-testid="leader"]`);
         await leader.filter({ hasText: new RegExp(`^${name}$`) }).waitFor({ timeout: 30000 });
+        if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
+        console.log("ok");
+      } else if (command === "port") {
+        const [name, ...text] = args;
+        await page.locator(`tr[data-port="${name}"]`).filter({ hasText: text.join(" ") }).first().waitFor({ timeout: 30000 });
         if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
         console.log("ok");
       } else if (command === "screenshot") {
