@@ -1,4 +1,5 @@
-using Polly;
+using System.Net.Sockets;
+using Polly.Timeout;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Model;
@@ -99,7 +100,9 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
                 var now = _time.GetUtcNow();
                 while (taken is null && slot.Ready.Count > 0)
                 {
-                    var spare = slot.Ready.Pop();
+                    // The newest first: the older ones age out.
+                    var spare = slot.Ready[^1];
+                    slot.Ready.RemoveAt(slot.Ready.Count - 1);
                     if (spare.Address == address && now - spare.Opened < MaxAge && spare.TryClaim())
                     {
                         taken = new SpareBackend(endpoint, pick, address, spare.Socket);
@@ -222,7 +225,8 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
         }
     }
 
-    private static bool Usable(DestinationState destination) => destination.Health.Passive != DestinationHealth.Unhealthy;
+    /// <summary>A member a spare may be kept for: available to the port and not marked down by a failed connect.</summary>
+    internal static bool Usable(DestinationState destination) => destination.Health.Passive != DestinationHealth.Unhealthy;
 
     private async Task OpenAsync(SlotKey key, string address, TimeSpan timeout)
     {
@@ -233,7 +237,7 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
                 ? await _connector.ConnectAsync(_loops.Next(), target, timeout, CancellationToken.None).ConfigureAwait(false)
                 : null;
         }
-        catch (Exception ex) when (ex is System.Net.Sockets.SocketException or Polly.Timeout.TimeoutRejectedException
+        catch (Exception ex) when (ex is SocketException or TimeoutRejectedException
             or ObjectDisposedException)
         {
             Log.ConnectFailed(_logger, key.Endpoint.ClusterId, key.DestinationId, address, ex.Message);
@@ -259,16 +263,16 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
                 return;
             }
             var spare = new Spare(this, key, address, socket, _time.GetUtcNow());
-            slot!.Ready.Push(spare);
+            slot!.Ready.Add(spare);
             try
             {
                 // Watched for its end: PostgreSQL says nothing on a connection before its startup.
                 socket.Attach(spare);
                 socket.SetInterest(Epoll.In);
             }
-            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException)
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {
-                slot.Ready.Pop();
+                slot.Ready.Remove(spare);
                 spare.Close();
             }
         }
@@ -280,7 +284,7 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
         var age = _time.GetUtcNow() - spare.Opened;
         lock (_lock)
         {
-            if (_slots.TryGetValue(spare.Key, out var slot) && slot.Remove(spare))
+            if (_slots.TryGetValue(spare.Key, out var slot) && slot.Ready.Remove(spare))
             {
                 // Younger than MaxAge: the member closes idle connections early, or is going away; not in a tight loop.
                 slot.RetryAt = _time.GetUtcNow() + RetryPeriod;
@@ -319,39 +323,21 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
     /// <summary>One member's spares on one port.</summary>
     private sealed class Slot
     {
-        public Stack<Spare> Ready { get; } = new();
+        public List<Spare> Ready { get; } = [];
 
         public int Connecting { get; set; }
 
         public DateTimeOffset RetryAt { get; set; }
 
-        public bool Remove(Spare spare)
+        public void CloseWhere(Predicate<Spare> predicate) => Ready.RemoveAll(spare =>
         {
-            var count = Ready.Count;
-            CloseWhere(s => s == spare, close: false);
-            return Ready.Count < count;
-        }
-
-        public void CloseWhere(Func<Spare, bool> predicate, bool close = true)
-        {
-            if (!Ready.Any(predicate))
+            if (!predicate(spare))
             {
-                return;
+                return false;
             }
-            var keep = Ready.Where(s => !predicate(s)).Reverse().ToList();
-            foreach (var spare in Ready.Where(predicate))
-            {
-                if (close)
-                {
-                    spare.Close();
-                }
-            }
-            Ready.Clear();
-            foreach (var spare in keep)
-            {
-                Ready.Push(spare);
-            }
-        }
+            spare.Close();
+            return true;
+        });
 
         public void CloseAll()
         {
@@ -399,12 +385,12 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
                 Socket.Detach();
                 // Anything to read (its end, an error) means PostgreSQL let it go in the meantime.
                 Span<byte> probe = stackalloc byte[1];
-                if (Socket.Receive(probe, out var error, peek: true) < 0 && error == System.Net.Sockets.SocketError.WouldBlock)
+                if (Socket.Receive(probe, out var error, peek: true) < 0 && error == SocketError.WouldBlock)
                 {
                     return true;
                 }
             }
-            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException)
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {
             }
             Socket.Dispose();
@@ -457,7 +443,7 @@ internal sealed class SpareBackend(TcpPortEndpoint endpoint, (DestinationState D
     public bool IsStillEligible(TcpPortEndpoint current, ClusterState cluster) =>
         ReferenceEquals(current, endpoint) && !endpoint.IsRetired
         && Pick.Destination.Model.Config.Address == address
-        && Pick.Destination.Health.Passive != DestinationHealth.Unhealthy
+        && SpareBackends.Usable(Pick.Destination)
         && cluster.DestinationsState.AvailableDestinations.Contains(Pick.Destination);
 
     /// <summary>Not used: closed (PostgreSQL logs nothing for a connection that sent nothing) and the session given back.</summary>

@@ -7,7 +7,6 @@ using PatroniYarp.Diagnostics;
 using ClusterPoller = PatroniYarp.Patroni.ClusterPoller;
 using IClusterRefresher = PatroniYarp.Patroni.IClusterRefresher;
 using PatroniYarp.Routing;
-using Polly;
 using Polly.Timeout;
 using Yarp.ReverseProxy;
 using Yarp.ReverseProxy.Health;
