@@ -20,8 +20,9 @@
 # P1-P3 also run through bench/floor-proxy.c, the least a user-space proxy can do (one epoll loop, recv and send,
 # nothing else): no proxy beats it, so its ratio to direct bounds what a target for a proxy can ask. For P1 and P2 the
 # table also gives each proxy's CPU time per transaction, and each run's PatroniYarp/HAProxy ratio (runs interleave,
-# after an unrecorded warm-up of every target). P2 and P4 also run through a second PatroniYarp leader port with
-# preconnect: 1 (a spare backend connection opened ahead of each client; off by default).
+# after an unrecorded warm-up of every target). PatroniYarp runs as shipped: its leader port keeps a spare backend
+# connection ahead of the next client while clients come (preconnect: 1, the default since 2026-11-23); P2 and P4 also
+# run through a second leader port with preconnect: 0, which connects only once a client has spoken.
 #
 # Needs root for apt-get (haproxy, wrk, postgresql-client, postgresql-contrib are installed when missing). Brings the
 # cluster up if it is down and leaves it as it found it (a P4/soak switchover moves the leader; it stays healthy).
@@ -37,7 +38,7 @@ cluster="bash $root/scripts/patroni-cluster.sh"
 dir="${BENCH_DIR:-/tmp/patroniyarp-bench}"
 base="${BENCH_PORT_BASE:-0}"
 py_leader=$((16432 + base)); py_replicas=$((16433 + base)); py_admin=$((18009 + base)); py_hold=$((16434 + base))
-py_preconnect=$((16435 + base))
+py_nopre=$((16435 + base))
 ha_leader=$((15000 + base)); ha_hold=$((15001 + base)); floor_leader=$((15002 + base))
 hold_port=$((17000 + base)); hold_api=$((17001 + base))
 db=pybench
@@ -137,16 +138,17 @@ clusters:
       replicas:
         listen: "127.0.0.1:$py_replicas"
         roles: ["sync", "async"]
-      master_preconnect:
-        listen: "127.0.0.1:$py_preconnect"
+      master_no_preconnect:
+        listen: "127.0.0.1:$py_nopre"
         roles: ["leader"]
-        preconnect: 1
+        preconnect: 0
   hold:
     hosts: ["http://127.0.0.1:$hold_api"]
     ports:
       hold:
         listen: "127.0.0.1:$py_hold"
         roles: ["leader"]
+        preconnect: 0 # the holder counts exactly the sessions forwarded (--sessions)
 EOF
 # Patroni's documented HAProxy config (docs: "HAProxy"), plus a plain listener in front of the holder for P5.
 cat >"$dir/haproxy.cfg" <<EOF
@@ -308,7 +310,7 @@ fi
 prepare_db
 wait_routable "$ha_leader" "HAProxy"
 wait_routable "$py_leader" "PatroniYarp"
-wait_routable "$py_preconnect" "PatroniYarp (preconnect)"
+wait_routable "$py_nopre" "PatroniYarp (preconnect: 0)"
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime of every thread, in clock ticks
 # tps PID ARGS... — pgbench through $port; prints "TPS µs" where µs is the CPU time of process PID (the proxy; none
@@ -338,7 +340,7 @@ aim() { # aim TARGET — sets port and pid (the proxy's process; - for direct)
     direct) port=$(leader_port); pid=- ;;
     haproxy) port=$ha_leader; pid=$haproxy_pid ;;
     patroniyarp) port=$py_leader; pid=$patroniyarp_pid ;;
-    preconnect) port=$py_preconnect; pid=$patroniyarp_pid ;;
+    nopreconnect) port=$py_nopre; pid=$patroniyarp_pid ;;
     floor) port=$floor_leader; pid=$floor_pid ;;
   esac
 }
@@ -351,7 +353,7 @@ for target in "${targets[@]}"; do
   tps "$pid" -S -c16 -j2 -T3 >/dev/null
   tps "$pid" -S -C -c8 -T5 >/dev/null
 done
-aim preconnect
+aim nopreconnect
 tps "$pid" -S -C -c8 -T5 >/dev/null
 for run in $(seq 1 "$runs"); do
   # Interleaved, so that noise from the machine falls on all alike.
@@ -364,9 +366,9 @@ for run in $(seq 1 "$runs"); do
     log "run $run/$runs $target: P3"
     P3[$target]+="$(copy_mbs "$port") "
   done
-  aim preconnect
-  log "run $run/$runs PatroniYarp preconnect: P2"
-  read -r t c < <(tps "$pid" -S -C -c8 -T"$secs"); P2[preconnect]+="$t "; C2[preconnect]+="$c "
+  aim nopreconnect
+  log "run $run/$runs PatroniYarp preconnect: 0: P2"
+  read -r t c < <(tps "$pid" -S -C -c8 -T"$secs"); P2[nopreconnect]+="$t "; C2[nopreconnect]+="$c "
 done
 med() { tr ' ' '\n' <<<"$1" | grep -v '^$' | median; }
 # per_run A B — each run's A/B, in run order ("0.97×, 1.02×, …")
@@ -414,7 +416,7 @@ write_loop patroniyarp "$(pg "$py_leader")" & l2=$!
 write_loop libpq "$all_nodes" & l3=$!
 # TLS is end to end: PatroniYarp cannot replay a startup the old leader refuses inside it (README, "Switchover").
 write_loop patroniyarp-tls "$(pg "$py_leader") sslmode=require" & l4=$!
-write_loop patroniyarp-preconnect "$(pg "$py_preconnect")" & l5=$!
+write_loop patroniyarp-no-preconnect "$(pg "$py_nopre")" & l5=$!
 sleep 3
 $cluster switchover >"$dir/p4-switchover.log" 2>&1
 sleep 8
@@ -423,7 +425,7 @@ read -r ha_fail ha_gap ha_n ha_con ha_ro ha_run < <(gap_stats haproxy)
 read -r py_fail py_gap py_n py_con py_ro py_run < <(gap_stats patroniyarp)
 read -r lp_fail lp_gap lp_n lp_con lp_ro lp_run < <(gap_stats libpq)
 read -r pt_fail pt_gap pt_n pt_con pt_ro pt_run < <(gap_stats patroniyarp-tls)
-read -r pp_fail pp_gap pp_n pp_con pp_ro pp_run < <(gap_stats patroniyarp-preconnect)
+read -r pp_fail pp_gap pp_n pp_con pp_ro pp_run < <(gap_stats patroniyarp-no-preconnect)
 
 # P5: idle sessions through each proxy to the holder (4 500; a proxy holds two files per session). One round: a second
 # would measure how each process reuses the memory the first round freed (HAProxy's pools at once, .NET's heap only
@@ -476,17 +478,17 @@ echo "| Figure | direct | HAProxy 2.6 | PatroniYarp | floor proxy | PY/direct | 
 echo "|---|---|---|---|---|---|---|---|---|---|"
 row "P1 pgbench -S -c16 -j2 (TPS)" "%.0f" 1
 row "P2 pgbench -S -C -c8 (TPS)" "%.0f" 2
-p2_pre=$(med "${P2[preconnect]}")
-printf "| P2, PatroniYarp with preconnect: 1 (TPS) | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s |\n" "$p2_direct" "$p2_haproxy" \
+p2_pre=$(med "${P2[nopreconnect]}")
+printf "| P2, PatroniYarp with preconnect: 0 (TPS) | %.0f | %.0f | %.0f | %.0f | %s | %s | %s | %s | %s |\n" "$p2_direct" "$p2_haproxy" \
   "$p2_pre" "$p2_floor" "$(ratio "$p2_pre" "$p2_direct")" "$(ratio "$p2_pre" "$p2_haproxy")" \
-  "$(per_run "${P2[preconnect]}" "${P2[haproxy]}")" "$(ratio "$p2_haproxy" "$p2_direct")" "$(ratio "$p2_floor" "$p2_direct")"
+  "$(per_run "${P2[nopreconnect]}" "${P2[haproxy]}")" "$(ratio "$p2_haproxy" "$p2_direct")" "$(ratio "$p2_floor" "$p2_direct")"
 row "P3 COPY 1 GB to stdout (MB/s)" "%s" 3
 echo
 echo "| Proxy CPU per transaction (µs, median) | HAProxy 2.6 | PatroniYarp | floor proxy |"
 echo "|---|---|---|---|"
 echo "| P1 | $(med "${C1[haproxy]}") | $(med "${C1[patroniyarp]}") | $(med "${C1[floor]}") |"
 echo "| P2 | $(med "${C2[haproxy]}") | $(med "${C2[patroniyarp]}") | $(med "${C2[floor]}") |"
-echo "| P2, PatroniYarp with preconnect: 1 | | $(med "${C2[preconnect]}") | |"
+echo "| P2, PatroniYarp with preconnect: 0 | | $(med "${C2[nopreconnect]}") | |"
 echo
 echo "| P4 switchover (new connection + INSERT every 50 ms) | failed attempts | at connect | INSERT on a read-only server | cut while the INSERT ran | longest write gap |"
 echo "|---|---|---|---|---|---|"
@@ -494,7 +496,7 @@ echo "| libpq, all three nodes, target_session_attrs=read-write | $lp_fail of $l
 echo "| HAProxy 2.6 | $ha_fail of $ha_n | $ha_con | $ha_ro | $ha_run | ${ha_gap} s |"
 echo "| PatroniYarp | $py_fail of $py_n | $py_con | $py_ro | $py_run | ${py_gap} s ($(ratio "$py_gap" "$lp_gap") libpq's) |"
 echo "| PatroniYarp, TLS (sslmode=require: no startup replay) | $pt_fail of $pt_n | $pt_con | $pt_ro | $pt_run | ${pt_gap} s |"
-echo "| PatroniYarp, preconnect: 1 | $pp_fail of $pp_n | $pp_con | $pp_ro | $pp_run | ${pp_gap} s ($(ratio "$pp_gap" "$lp_gap") libpq's) |"
+echo "| PatroniYarp, preconnect: 0 | $pp_fail of $pp_n | $pp_con | $pp_ro | $pp_run | ${pp_gap} s ($(ratio "$pp_gap" "$lp_gap") libpq's) |"
 echo
 echo "| P5 idle sessions ($n5) | RSS idle | RSS holding | KiB per session | dropped |"
 echo "|---|---|---|---|---|"

@@ -135,11 +135,12 @@ internal sealed record PortOptions
     public int MaxWaiting { get; init; } = 1000;
 
     /// <summary>
-    /// Backend connections kept open ahead of the next client, per member the port routes to (0: none). PostgreSQL forks
-    /// a connection's process before the startup, so a session that takes one starts faster (see SpareBackends).
+    /// Backend connections kept open ahead of the next client, per member the port routes to, while clients come (0:
+    /// none). PostgreSQL forks a connection's process before the startup, so a session that takes one starts faster
+    /// (see SpareBackends).
     /// </summary>
     [ConfigurationKeyName("preconnect")]
-    public int Preconnect { get; init; }
+    public int Preconnect { get; init; } = 1;
 
     public TimeSpan LeaderWaitPeriod => TimeSpan.FromSeconds(LeaderWaitTimeout);
 }

@@ -14,8 +14,10 @@ namespace PatroniYarp.Tcp;
 /// switchover, a lag limit) is closed at once, one that is taken is checked again once the client's first message is in
 /// (<see cref="TcpConnectionHandler"/>), and one that PostgreSQL closes (authentication_timeout, a restart) is replaced.
 /// A spare is replaced after <see cref="MaxAge"/>, well before PostgreSQL's default authentication_timeout of 60 s, so a
-/// TLS handshake never starts on a backend about to time out. A spare that sends nothing and is closed leaves no log line
-/// in PostgreSQL (except "connection received" where log_connections is on).
+/// TLS handshake never starts on a backend about to time out. A port keeps spares only while clients come: none before
+/// its first client, and none once no client has come for <see cref="MaxAge"/>, so a quiet port holds no PostgreSQL
+/// process. A client that leaves without a word (a TCP health check) gives its spare back unused. A spare that sends
+/// nothing and is closed leaves no log line in PostgreSQL (except "connection received" where log_connections is on).
 /// </summary>
 internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
 {
@@ -26,6 +28,7 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
 
     private readonly Lock _lock = new();
     private readonly Dictionary<SlotKey, Slot> _slots = [];
+    private readonly Dictionary<TcpPortEndpoint, DateTimeOffset> _lastClient = [];
     private readonly IServiceProvider _services;
     private readonly TcpLoadBalancer _balancer;
     private readonly SocketEventLoops _loops;
@@ -86,7 +89,15 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
     /// </summary>
     public SpareBackend? TryTake(TcpPortEndpoint endpoint)
     {
-        if (!_ports.ContainsKey(endpoint) || endpoint.IsRetired || !State.TryGetCluster(endpoint.ClusterId, out var cluster)
+        if (!_ports.ContainsKey(endpoint))
+        {
+            return null;
+        }
+        lock (_lock)
+        {
+            _lastClient[endpoint] = _time.GetUtcNow();
+        }
+        if (endpoint.IsRetired || !State.TryGetCluster(endpoint.ClusterId, out var cluster)
             || _balancer.Pick(endpoint.ClusterId, cluster.DestinationsState.AvailableDestinations) is not { } pick)
         {
             return null;
@@ -105,7 +116,7 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
                     slot.Ready.RemoveAt(slot.Ready.Count - 1);
                     if (spare.Address == address && now - spare.Opened < MaxAge && spare.TryClaim())
                     {
-                        taken = new SpareBackend(endpoint, pick, address, spare.Socket);
+                        taken = new SpareBackend(this, endpoint, pick, address, spare.Socket, spare.Opened);
                     }
                     else
                     {
@@ -117,9 +128,33 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
         if (taken is null)
         {
             pick.Counter.Decrement();
+            Reconcile(endpoint);
         }
-        Reconcile(endpoint);
+        // A spare taken is replaced once its client has spoken (SpareBackend.Use, Discard): one that leaves without a
+        // word gives it back, so a TCP health check costs PostgreSQL no process.
         return taken;
+    }
+
+    /// <summary>
+    /// A spare its client never used (it left without a word): kept for the next client if it is still fresh and its
+    /// member still the port's; else closed. PostgreSQL has seen nothing on it either way.
+    /// </summary>
+    internal void GiveBack(SpareBackend unused, TcpPortEndpoint endpoint, string address, DateTimeOffset opened)
+    {
+        unused.Pick.Counter.Decrement();
+        var key = new SlotKey(endpoint, unused.Pick.Destination.DestinationId);
+        lock (_lock)
+        {
+            if (!_stopped && _ports.TryGetValue(endpoint, out var port) && _slots.TryGetValue(key, out var slot)
+                && slot.Ready.Count + slot.Connecting < port.Count && unused.Pick.Destination.Model.Config.Address == address
+                && _time.GetUtcNow() - opened < MaxAge)
+            {
+                Keep(slot, new Spare(this, key, address, unused.Socket, opened));
+                return;
+            }
+        }
+        unused.Socket.Dispose();
+        Reconcile(endpoint);
     }
 
     void IConfigChangeListener.ConfigurationLoaded(IReadOnlyList<IProxyConfig> proxyConfigs)
@@ -163,14 +198,18 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
                 slot.CloseAll();
                 _slots.Remove(key);
             }
+            foreach (var endpoint in _lastClient.Keys.Where(e => !ports.ContainsKey(e)).ToList())
+            {
+                _lastClient.Remove(endpoint);
+            }
         }
     }
 
     /// <summary>
     /// Brings the port's spares in line with what it may route to now: closes those of members it no longer routes to,
-    /// at another address or too old, and opens what is missing.
+    /// at another address or too old, and opens what is missing — while clients come; a quiet port keeps none.
     /// </summary>
-    private void Reconcile(TcpPortEndpoint endpoint)
+    internal void Reconcile(TcpPortEndpoint endpoint)
     {
         List<(SlotKey Key, string Address, TimeSpan Timeout)>? connects = null;
         lock (_lock)
@@ -179,11 +218,12 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
             {
                 return;
             }
+            var now = _time.GetUtcNow();
             var wanted = _ports.TryGetValue(endpoint, out var port) && !endpoint.IsRetired
+                && _lastClient.TryGetValue(endpoint, out var lastClient) && now - lastClient < MaxAge
                 && State.TryGetCluster(endpoint.ClusterId, out var cluster)
                 ? cluster.DestinationsState.AvailableDestinations
                 : [];
-            var now = _time.GetUtcNow();
             foreach (var (key, slot) in _slots.Where(s => s.Key.Endpoint == endpoint).ToList())
             {
                 if (!wanted.Any(d => d.DestinationId == key.DestinationId && Usable(d)))
@@ -262,19 +302,23 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
                 socket.Dispose();
                 return;
             }
-            var spare = new Spare(this, key, address, socket, _time.GetUtcNow());
-            slot!.Ready.Add(spare);
-            try
-            {
-                // Watched for its end: PostgreSQL says nothing on a connection before its startup.
-                socket.Attach(spare);
-                socket.SetInterest(Epoll.In);
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-                slot.Ready.Remove(spare);
-                spare.Close();
-            }
+            Keep(slot!, new Spare(this, key, address, socket, _time.GetUtcNow()));
+        }
+    }
+
+    /// <summary>A spare ready for the next client, watched for its end: PostgreSQL says nothing on a connection before its startup.</summary>
+    private static void Keep(Slot slot, Spare spare)
+    {
+        slot.Ready.Add(spare);
+        try
+        {
+            spare.Socket.Attach(spare);
+            spare.Socket.SetInterest(Epoll.In);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            slot.Ready.Remove(spare);
+            spare.Close();
         }
     }
 
@@ -432,8 +476,8 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
 /// A spare taken for a client at accept: its member was picked then (the session is reserved on it), so
 /// <see cref="TcpConnectionHandler"/> uses it only if the member is still eligible once the first message is in.
 /// </summary>
-internal sealed class SpareBackend(TcpPortEndpoint endpoint, (DestinationState Destination, SessionCounter Counter) pick,
-    string address, EventLoopSocket socket)
+internal sealed class SpareBackend(SpareBackends owner, TcpPortEndpoint endpoint,
+    (DestinationState Destination, SessionCounter Counter) pick, string address, EventLoopSocket socket, DateTimeOffset opened)
 {
     public (DestinationState Destination, SessionCounter Counter) Pick { get; } = pick;
 
@@ -451,5 +495,12 @@ internal sealed class SpareBackend(TcpPortEndpoint endpoint, (DestinationState D
     {
         Socket.Dispose();
         Pick.Counter.Decrement();
+        owner.Reconcile(endpoint);
     }
+
+    /// <summary>Its session started on it: a new spare is opened behind it.</summary>
+    public void Use() => owner.Reconcile(endpoint);
+
+    /// <summary>Its client left before it was used: the session is given back and the spare kept for the next client if it may be.</summary>
+    public void GiveBack() => owner.GiveBack(this, endpoint, address, opened);
 }

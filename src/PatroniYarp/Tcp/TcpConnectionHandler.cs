@@ -185,6 +185,7 @@ internal sealed partial class TcpConnectionHandler
                     }
                     else if (await TryStartOnSpareAsync(connection, spare, startup).ConfigureAwait(false))
                     {
+                        spare.Use();
                         return (spare.Socket, spare.Pick.Destination);
                     }
                     else if (connection.ConnectionClosed.IsCancellationRequested)

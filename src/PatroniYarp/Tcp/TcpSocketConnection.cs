@@ -89,8 +89,9 @@ internal sealed class TcpSocketConnection : ConnectionContext
 
     public override ValueTask DisposeAsync()
     {
-        // A client that sent nothing usable, or one Kestrel never handed over: its spare is not needed.
-        TakeSpare()?.Discard();
+        // A client that sent nothing usable (a TCP health check), or one Kestrel never handed over: its spare was not
+        // used, and the next client may have it.
+        TakeSpare()?.GiveBack();
         Client.Dispose();
         Interlocked.Exchange(ref _budget, null)?.Return();
         Cancel();

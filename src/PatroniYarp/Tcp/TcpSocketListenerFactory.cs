@@ -135,7 +135,7 @@ internal sealed class TcpSocketListenerFactory(TcpEndpointManager endpoints, IOp
             {
                 if (accepted is null)
                 {
-                    spare?.Discard();
+                    spare?.GiveBack();
                     budget.Return();
                 }
             }

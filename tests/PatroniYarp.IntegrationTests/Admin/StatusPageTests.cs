@@ -5,7 +5,7 @@ namespace PatroniYarp.IntegrationTests.Admin;
 
 /// <summary>
 /// GET /ui in a real browser against the real cluster: it shows the leader, and after a switchover the new one; a port
-/// with preconnect shows its spare.
+/// shows its preconnect (1 by default) and, once a client has come, its spare.
 /// </summary>
 [Collection(RealClusterCollection.Name)]
 public sealed class StatusPageTests(RealClusterFixture fixture)
@@ -19,7 +19,7 @@ public sealed class StatusPageTests(RealClusterFixture fixture)
         var admin = FreePort.Next();
         var masterPort = FreePort.Next();
         await using var proxy = await PatroniYarpProcess.StartAsync(TestYaml.Config(admin,
-            TestYaml.Port("master", masterPort, "leader", "preconnect: 1") +
+            TestYaml.Port("master", masterPort, "leader") +
             TestYaml.Port("replicas", FreePort.Next(), "sync, async", "max_lag_in_bytes: 16777216")), admin);
         await ProxyState.WaitForDestinationsAsync(proxy, "master", [leader]);
         await using var session = await Pg.OpenAsync(masterPort);

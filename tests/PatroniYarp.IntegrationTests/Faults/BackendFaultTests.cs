@@ -212,7 +212,7 @@ public sealed class BackendFaultTests
               fake:
                 hosts: ["{{patroni.Url}}"]
                 ports:
-                  master: {listen: "127.0.0.1:{{port}}", roles: [leader], {{portOptions}}}
+                  master: {listen: "127.0.0.1:{{port}}", roles: [leader], preconnect: 0, {{portOptions}}}
             """;
         var proxy = openFilesLimit is { } limit
             ? await PatroniYarpProcess.StartAsync(yaml, admin, limit, "--verbose")

@@ -78,6 +78,6 @@ public sealed class PortInUseTests : IAsyncDisposable
           fake:
             hosts: ["{_patroni.Url}"]
             ports:
-        {string.Concat(ports.Select(p => $"      {p.Name}: {{listen: \"127.0.0.1:{p.Port}\", roles: [leader]}}\n"))}
+        {string.Concat(ports.Select(p => $"      {p.Name}: {{listen: \"127.0.0.1:{p.Port}\", roles: [leader], preconnect: 0}}\n"))}
         """;
 }

@@ -15,8 +15,9 @@ namespace PatroniYarp.IntegrationTests.Tcp;
 /// An INSERT already running on the old leader when its fast shutdown starts is terminated there (57P01): no proxy can
 /// hide that without guessing whether it committed, and a direct connection sees the same. Such in-flight terminations
 /// are reported, not counted as failed attempts; every other failure is.
-/// A second leader port with <c>preconnect: 1</c> runs the same loop and is held to the same: its sessions start on spare
-/// connections opened ahead of them, which must never carry a write to the demoted leader.
+/// With the default configuration the leader port keeps a spare connection (preconnect: 1) once clients come, so the
+/// loop's sessions start on spares opened ahead of them, which must never carry a write to the demoted leader. A second
+/// leader port with <c>preconnect: 0</c> runs the same loop and is held to the same.
 /// </summary>
 [Collection(RealClusterCollection.Name)]
 public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
@@ -25,7 +26,7 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
 
     private readonly PatroniClusterScript _cluster = fixture.Cluster;
     private readonly int _masterPort = FreePort.Next();
-    private readonly int _preconnectPort = FreePort.Next();
+    private readonly int _noPreconnectPort = FreePort.Next();
     private readonly string _table = $"switchover_{Guid.NewGuid():N}";
     private PatroniYarpProcess _proxy = null!;
 
@@ -42,17 +43,20 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
                   master:
                     listen: "127.0.0.1:{_masterPort}"
                     roles: [leader]
-                  master_preconnect:
-                    listen: "127.0.0.1:{_preconnectPort}"
+                  master_no_preconnect:
+                    listen: "127.0.0.1:{_noPreconnectPort}"
                     roles: [leader]
-                    preconnect: 1
+                    preconnect: 0
             """, admin);
         await ProxyState.WaitForDestinationsAsync(_proxy, "master", [await _cluster.LeaderAsync()]);
-        await ProxyState.WaitForDestinationsAsync(_proxy, "master_preconnect", [await _cluster.LeaderAsync()]);
-        await ProxyState.WaitForSpareAsync(_proxy, "master_preconnect", await _cluster.LeaderAsync());
-        await using var connection = await Pg.OpenAsync(_masterPort);
-        await using var create = new NpgsqlCommand($"create table {_table} (client text, n int, primary key (client, n))", connection);
-        await create.ExecuteNonQueryAsync();
+        await ProxyState.WaitForDestinationsAsync(_proxy, "master_no_preconnect", [await _cluster.LeaderAsync()]);
+        await using (var connection = await Pg.OpenAsync(_masterPort))
+        {
+            await using var create = new NpgsqlCommand($"create table {_table} (client text, n int, primary key (client, n))", connection);
+            await create.ExecuteNonQueryAsync();
+        }
+        // The port's first client has come: a spare follows it.
+        await ProxyState.WaitForSpareAsync(_proxy, "master", await _cluster.LeaderAsync());
     }
 
     public async Task DisposeAsync()
@@ -81,9 +85,9 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
             "Command Timeout=10;Host Recheck Seconds=0", _table);
         var tls = new InsertLoop("patroniyarp-tls",
             Pg.ConnectionString(_masterPort, "SSL Mode=Require;Trust Server Certificate=true"), _table);
-        var preconnected = new InsertLoop("patroniyarp-preconnect", Pg.ConnectionString(_preconnectPort, "SSL Mode=Disable"), _table);
+        var withoutSpares = new InsertLoop("patroniyarp-no-preconnect", Pg.ConnectionString(_noPreconnectPort, "SSL Mode=Disable"), _table);
         using var stop = new CancellationTokenSource();
-        var all = new[] { proxied, allNodes, tls, preconnected };
+        var all = new[] { proxied, allNodes, tls, withoutSpares };
         var loops = all.Select(l => l.RunAsync(stop.Token)).ToArray();
         try
         {
@@ -129,7 +133,7 @@ public sealed class SwitchoverTests(RealClusterFixture fixture, ITestOutputHelpe
         await Eventually.UntilAsync(() => Task.FromResult(ProcessResources.ConnectionsTo(_proxy.Pid, PatroniClusterScript.PortOf(oldLeader)) == 0),
             TimeSpan.FromSeconds(10), "no connection from the proxy to the old leader");
         var leader = await _cluster.LeaderAsync();
-        foreach (var loop in new[] { proxied, preconnected })
+        foreach (var loop in new[] { proxied, withoutSpares })
         {
             Assert.True(loop.Failed == 0, $"{loop.Failed} failed attempts through {loop.Name}: {string.Join("; ", loop.Failures.Take(5))}");
             // No write lost and none landed on a replica: every acknowledged row is on the leader now.

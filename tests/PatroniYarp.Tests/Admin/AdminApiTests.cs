@@ -112,7 +112,7 @@ public sealed class AdminApiTests : IClassFixture<AdminApiTests.Factory>
         Assert.Equal("127.0.0.1:6432", master.GetProperty("listen").GetString());
         Assert.Equal(["leader"], master.GetProperty("roles").EnumerateArray().Select(e => e.GetString()));
         Assert.Equal("main/master", master.GetProperty("yarp_cluster").GetString());
-        Assert.Equal(0, master.GetProperty("preconnect").GetInt32());
+        Assert.Equal(1, master.GetProperty("preconnect").GetInt32());
         var destination = Assert.Single(master.GetProperty("destinations").EnumerateArray());
         Assert.Equal("pg1", destination.GetProperty("id").GetString());
         Assert.Equal("pg1", destination.GetProperty("member").GetString());

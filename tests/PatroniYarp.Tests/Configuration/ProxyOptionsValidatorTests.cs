@@ -216,13 +216,16 @@ public sealed class ProxyOptionsValidatorTests : IDisposable
         Assert.Contains("must be 0 (off) or a number of spare connections per member up to 100", SingleError(ConfigurationSamples.Minimal.Replace("roles: [leader]", $"roles: [leader], preconnect: {count}"), "clusters.main.ports.master.preconnect"));
     }
 
-    [Fact]
-    public void Validate_Preconnect_ReadFromThePortWithoutWarning()
+    [Theory]
+    [InlineData(", preconnect: 2", 2)]
+    [InlineData(", preconnect: 0", 0)]
+    [InlineData("", 1)]
+    public void Validate_Preconnect_ReadFromThePortWithoutWarningAndOneWhenUnset(string line, int expected)
     {
-        var result = Load(ConfigurationSamples.Minimal.Replace("roles: [leader]", "roles: [leader], preconnect: 2"));
+        var result = Load(ConfigurationSamples.Minimal.Replace("roles: [leader]", $"roles: [leader]{line}"));
 
         Assert.Empty(result.Warnings);
-        Assert.Equal(2, result.Options!.Clusters["main"].Ports["master"].Preconnect);
+        Assert.Equal(expected, result.Options!.Clusters["main"].Ports["master"].Preconnect);
     }
 
     [Theory]

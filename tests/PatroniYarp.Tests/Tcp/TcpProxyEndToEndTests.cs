@@ -25,10 +25,16 @@ public partial class TcpProxyEndToEndTests : IAsyncLifetime
     private WebApplication _app = null!;
     private InMemoryConfigProvider _yarp = null!;
 
-    /// <summary>What every port of <see cref="Options"/> is made from; short holds so that tests of closing stay quick.</summary>
-    private PortOptions _portTemplate = new() { Roles = ["any"], LeaderWaitTimeout = 0.5 };
+    /// <summary>
+    /// What every port of <see cref="Options"/> is made from; short holds so that tests of closing stay quick, and no
+    /// spares (preconnect) unless a test asks for them, so a backend sees only the sessions a test opens.
+    /// </summary>
+    private PortOptions _portTemplate = new() { Roles = ["any"], LeaderWaitTimeout = 0.5, Preconnect = 0 };
 
     private TcpProxyOptions _tcpOptions = new();
+
+    /// <summary>The host's clock, when a test drives it (null: the system's).</summary>
+    private TimeProvider? _time;
 
     private readonly RecordingRefresher _refresher = new();
 
@@ -55,6 +61,10 @@ public partial class TcpProxyEndToEndTests : IAsyncLifetime
         builder.Services.AddSingleton<IOptionsMonitor<ProxyOptions>>(_options);
         builder.Services.AddSingleton<IOptionsMonitor<TcpProxyOptions>>(new TestOptionsMonitor<TcpProxyOptions>(_tcpOptions));
         builder.Services.AddSingleton<IClusterRefresher>(_refresher);
+        if (_time is not null)
+        {
+            builder.Services.AddSingleton(_time);
+        }
         builder.Services.AddReverseProxy().LoadFromMemory([], clusters);
         builder.AddTcpProxy();
         _app = builder.Build();

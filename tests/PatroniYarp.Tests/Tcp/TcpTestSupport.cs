@@ -162,14 +162,11 @@ internal sealed class LoopbackEcho : IAsyncDisposable
     private readonly List<Socket> _accepted = [];
     private readonly HashSet<int> _spoken = [];
     private readonly HashSet<int> _ended = [];
-    private readonly bool _closeFirstOnData;
+    private volatile int _closeOnData = -1;
     private readonly Task _acceptLoop;
 
-    /// <param name="closeFirstOnData">Closes its first connection, unanswered, when data arrives on it (a PostgreSQL
-    /// backend that timed out just as the startup came).</param>
-    public LoopbackEcho(bool closeFirstOnData = false)
+    public LoopbackEcho()
     {
-        _closeFirstOnData = closeFirstOnData;
         _listener.Start();
         _acceptLoop = AcceptLoopAsync();
     }
@@ -196,6 +193,15 @@ internal sealed class LoopbackEcho : IAsyncDisposable
         }
     }
 
+    /// <summary>The connections accepted so far that have received nothing and are still open, by index.</summary>
+    public IReadOnlyList<int> Silent()
+    {
+        lock (_accepted)
+        {
+            return Enumerable.Range(0, _accepted.Count).Where(i => !_spoken.Contains(i) && !_ended.Contains(i)).ToList();
+        }
+    }
+
     /// <summary>Whether the connection accepted <paramref name="index"/>-th was closed by its peer (or by <see cref="Close"/>).</summary>
     public bool HasEnded(int index)
     {
@@ -204,6 +210,12 @@ internal sealed class LoopbackEcho : IAsyncDisposable
             return _ended.Contains(index);
         }
     }
+
+    /// <summary>
+    /// Closes the connection accepted <paramref name="index"/>-th, unanswered, when data arrives on it (a PostgreSQL
+    /// backend that timed out just as the startup came).
+    /// </summary>
+    public void CloseOnData(int index) => _closeOnData = index;
 
     /// <summary>Closes the connection accepted <paramref name="index"/>-th from this side.</summary>
     public void Close(int index)
@@ -247,7 +259,7 @@ internal sealed class LoopbackEcho : IAsyncDisposable
                 {
                     _spoken.Add(index);
                 }
-                if (_closeFirstOnData && index == 0)
+                if (index == _closeOnData)
                 {
                     socket.Dispose();
                     break;
