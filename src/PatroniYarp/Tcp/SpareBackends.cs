@@ -14,10 +14,11 @@ namespace PatroniYarp.Tcp;
 /// switchover, a lag limit) is closed at once, one that is taken is checked again once the client's first message is in
 /// (<see cref="TcpConnectionHandler"/>), and one that PostgreSQL closes (authentication_timeout, a restart) is replaced.
 /// A spare is replaced after <see cref="MaxAge"/>, well before PostgreSQL's default authentication_timeout of 60 s, so a
-/// TLS handshake never starts on a backend about to time out. A port keeps spares only while clients come: none before
-/// its first client, and none once no client has come for <see cref="MaxAge"/>, so a quiet port holds no PostgreSQL
-/// process. A client that leaves without a word (a TCP health check) gives its spare back unused. A spare that sends
-/// nothing and is closed leaves no log line in PostgreSQL (except "connection received" where log_connections is on).
+/// TLS handshake never starts on a backend about to time out. A port keeps spares only while clients come (a client
+/// counts once it has sent its first PostgreSQL message): none before its first client, and none once no client has come
+/// for <see cref="MaxAge"/>, so a quiet port, or one that only TCP health checks reach, holds no PostgreSQL process. A
+/// client that leaves without a word gives its spare back unused. A spare that sends nothing and is closed leaves no log
+/// line in PostgreSQL (except "connection received" where log_connections is on).
 /// </summary>
 internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
 {
@@ -89,15 +90,7 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
     /// </summary>
     public SpareBackend? TryTake(TcpPortEndpoint endpoint)
     {
-        if (!_ports.ContainsKey(endpoint))
-        {
-            return null;
-        }
-        lock (_lock)
-        {
-            _lastClient[endpoint] = _time.GetUtcNow();
-        }
-        if (endpoint.IsRetired || !State.TryGetCluster(endpoint.ClusterId, out var cluster)
+        if (!_ports.ContainsKey(endpoint) || !IsBusy(endpoint) || endpoint.IsRetired || !State.TryGetCluster(endpoint.ClusterId, out var cluster)
             || _balancer.Pick(endpoint.ClusterId, cluster.DestinationsState.AvailableDestinations) is not { } pick)
         {
             return null;
@@ -128,16 +121,50 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
         if (taken is null)
         {
             pick.Counter.Decrement();
-            Reconcile(endpoint);
         }
-        // A spare taken is replaced once its client has spoken (SpareBackend.Use, Discard): one that leaves without a
-        // word gives it back, so a TCP health check costs PostgreSQL no process.
+        // Replaced now, on the loop's thread as the client is accepted: the next client may come before this one has
+        // even been handed to the thread pool, and PostgreSQL's fork is what a spare saves.
+        Reconcile(endpoint);
         return taken;
     }
 
     /// <summary>
-    /// A spare its client never used (it left without a word): kept for the next client if it is still fresh and its
-    /// member still the port's; else closed. PostgreSQL has seen nothing on it either way.
+    /// A client of <paramref name="endpoint"/> sent its first message: the port is in use, so it keeps spares (from now,
+    /// if it was quiet) for <see cref="MaxAge"/> more.
+    /// </summary>
+    public void ClientSpoke(TcpPortEndpoint endpoint)
+    {
+        if (!_ports.ContainsKey(endpoint))
+        {
+            return;
+        }
+        bool wasBusy;
+        lock (_lock)
+        {
+            wasBusy = IsBusyLocked(endpoint, _time.GetUtcNow());
+            _lastClient[endpoint] = _time.GetUtcNow();
+        }
+        if (!wasBusy)
+        {
+            Reconcile(endpoint);
+        }
+    }
+
+    private bool IsBusy(TcpPortEndpoint endpoint)
+    {
+        lock (_lock)
+        {
+            return IsBusyLocked(endpoint, _time.GetUtcNow());
+        }
+    }
+
+    private bool IsBusyLocked(TcpPortEndpoint endpoint, DateTimeOffset now) =>
+        _lastClient.TryGetValue(endpoint, out var last) && now - last < MaxAge;
+
+    /// <summary>
+    /// A spare its client never used (it left without a word: a TCP health check): kept for the next client, beside the
+    /// one opened when it was taken, if it is still fresh and its member still the port's; else closed. PostgreSQL has
+    /// seen nothing on it either way, and no more spares are opened while there are more than the port asks for.
     /// </summary>
     internal void GiveBack(SpareBackend unused, TcpPortEndpoint endpoint, string address, DateTimeOffset opened)
     {
@@ -145,16 +172,14 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
         var key = new SlotKey(endpoint, unused.Pick.Destination.DestinationId);
         lock (_lock)
         {
-            if (!_stopped && _ports.TryGetValue(endpoint, out var port) && _slots.TryGetValue(key, out var slot)
-                && slot.Ready.Count + slot.Connecting < port.Count && unused.Pick.Destination.Model.Config.Address == address
-                && _time.GetUtcNow() - opened < MaxAge)
+            if (!_stopped && _ports.ContainsKey(endpoint) && _slots.TryGetValue(key, out var slot)
+                && unused.Pick.Destination.Model.Config.Address == address && _time.GetUtcNow() - opened < MaxAge)
             {
                 Keep(slot, new Spare(this, key, address, unused.Socket, opened));
                 return;
             }
         }
         unused.Socket.Dispose();
-        Reconcile(endpoint);
     }
 
     void IConfigChangeListener.ConfigurationLoaded(IReadOnlyList<IProxyConfig> proxyConfigs)
@@ -209,7 +234,7 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
     /// Brings the port's spares in line with what it may route to now: closes those of members it no longer routes to,
     /// at another address or too old, and opens what is missing — while clients come; a quiet port keeps none.
     /// </summary>
-    internal void Reconcile(TcpPortEndpoint endpoint)
+    private void Reconcile(TcpPortEndpoint endpoint)
     {
         List<(SlotKey Key, string Address, TimeSpan Timeout)>? connects = null;
         lock (_lock)
@@ -219,8 +244,7 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
                 return;
             }
             var now = _time.GetUtcNow();
-            var wanted = _ports.TryGetValue(endpoint, out var port) && !endpoint.IsRetired
-                && _lastClient.TryGetValue(endpoint, out var lastClient) && now - lastClient < MaxAge
+            var wanted = _ports.TryGetValue(endpoint, out var port) && !endpoint.IsRetired && IsBusyLocked(endpoint, now)
                 && State.TryGetCluster(endpoint.ClusterId, out var cluster)
                 ? cluster.DestinationsState.AvailableDestinations
                 : [];
@@ -495,11 +519,7 @@ internal sealed class SpareBackend(SpareBackends owner, TcpPortEndpoint endpoint
     {
         Socket.Dispose();
         Pick.Counter.Decrement();
-        owner.Reconcile(endpoint);
     }
-
-    /// <summary>Its session started on it: a new spare is opened behind it.</summary>
-    public void Use() => owner.Reconcile(endpoint);
 
     /// <summary>Its client left before it was used: the session is given back and the spare kept for the next client if it may be.</summary>
     public void GiveBack() => owner.GiveBack(this, endpoint, address, opened);

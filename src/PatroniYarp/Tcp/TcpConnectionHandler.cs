@@ -40,13 +40,15 @@ internal sealed partial class TcpConnectionHandler
     private readonly IClusterRefresher _refresher;
     private readonly TimeProvider _time;
     private readonly BackendConnector _connector;
+    private readonly SpareBackends _spares;
 
     public TcpConnectionHandler(IProxyStateLookup state, IDestinationHealthUpdater health, TcpLoadBalancer balancer,
         SessionRegistry registry, IOptionsMonitor<ProxyOptions> options, IOptionsMonitor<TcpProxyOptions> tcpOptions,
-        HeldSessions held, IClusterRefresher refresher, BackendConnector connector, TimeProvider time, ProxyMetrics metrics,
-        ILogger<TcpConnectionHandler> logger)
+        HeldSessions held, IClusterRefresher refresher, BackendConnector connector, SpareBackends spares, TimeProvider time,
+        ProxyMetrics metrics, ILogger<TcpConnectionHandler> logger)
     {
         _connector = connector;
+        _spares = spares;
         _held = held;
         _metrics = metrics;
         _refresher = refresher;
@@ -81,6 +83,7 @@ internal sealed partial class TcpConnectionHandler
             }
             return;
         }
+        _spares.ClientSpoke(endpoint);
 
         (EventLoopSocket Socket, DestinationState Destination)? connected = null;
         try
@@ -185,7 +188,6 @@ internal sealed partial class TcpConnectionHandler
                     }
                     else if (await TryStartOnSpareAsync(connection, spare, startup).ConfigureAwait(false))
                     {
-                        spare.Use();
                         return (spare.Socket, spare.Pick.Destination);
                     }
                     else if (connection.ConnectionClosed.IsCancellationRequested)

@@ -123,20 +123,43 @@ public partial class TcpProxyEndToEndTests
         var (master, spare) = await StartWithSpareAsync(_echo);
         var counter = _app.Services.GetRequiredService<SessionRegistry>().GetCounter(MasterId, "node1");
 
-        // A TCP health check: connects, says nothing, leaves.
+        // A TCP health check: connects, says nothing, leaves. Its spare is taken at accept and replaced at once.
         using (var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
         {
             await silent.ConnectAsync(IPAddress.Loopback, master);
-            await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "node1") == 0, "the spare is taken at accept");
+            await TcpTestSupport.PollUntilAsync(() => _echo.Accepted == 3 && Spares.Ready(MasterId, "node1") == 1,
+                "the spare is taken at accept and replaced");
         }
 
-        await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "node1") == 1 && counter.Value == 0,
-            "the spare is back and no session is left reserved on the member");
-        // PostgreSQL forked nothing for it: no spare was opened in its place, and the next client starts on the same one.
-        Assert.Equal(2, _echo.Accepted);
+        await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "node1") == 2 && counter.Value == 0,
+            "the spare is back beside its replacement, and no session is left reserved on the member");
+        Assert.False(_echo.HasEnded(spare));
+        Assert.False(_echo.HasReceived(spare));
+        // The next client takes one of the two; none is opened behind it while one is left.
         await using var session = await ConnectAsync(master);
-        await AssertEchoesAsync(session, "on the spare the silent client gave back");
-        Assert.True(_echo.HasReceived(spare));
+        await AssertEchoesAsync(session, "on a spare");
+        await TcpTestSupport.PollUntilAsync(() => Spares.Ready(MasterId, "node1") == 1, "one spare left");
+        Assert.Equal(3, _echo.Accepted);
+    }
+
+    [Fact]
+    public async Task Preconnect_ClientNeverSpeaksPostgres_PortOpensNoSpare()
+    {
+        _portTemplate = _portTemplate with { Preconnect = 1 };
+        var master = FreePort.Next();
+        await StartAsync(Options(("master", master)), [Cluster("master", ("node1", _echo.Port))]);
+
+        // A port scan or an HTTP check on the PostgreSQL port: the port is not in use by a PostgreSQL client.
+        using (var http = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            await http.ConnectAsync(IPAddress.Loopback, master);
+            await http.SendAsync("GET / HTTP/1.0\r\n\r\n"u8.ToArray());
+            await TcpTestSupport.PollUntilAsync(() => _logs.Entries.Any(e => e.Message.Contains("closing the session from")),
+                "the proxy to turn it away");
+        }
+
+        Assert.Equal(0, Spares.Ready(MasterId, "node1"));
+        Assert.Equal(0, _echo.Accepted);
     }
 
     [Fact]
