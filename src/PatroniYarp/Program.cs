@@ -25,6 +25,7 @@ if (cli.ShowHelp)
     return 0;
 }
 
+TcpHostingExtensions.TuneRuntime();
 ConfigurationHostingExtensions.PollConfigurationFiles();
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [.. cli.HostArgs] });
 try

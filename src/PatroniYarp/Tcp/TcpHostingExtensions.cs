@@ -20,14 +20,12 @@ internal static class TcpHostingExtensions
     private const string MinWorkerThreads = "DOTNET_ThreadPool_ForceMinWorkerThreads";
 
     /// <summary>
-    /// The TCP proxy: Kestrel endpoints from the configuration (admin API and one raw TCP endpoint per port, following
-    /// reloads), the connection handler, balancer, session registry, the YARP change listener that closes sessions to
-    /// members no longer eligible, held sessions, and the SIGTERM drain. Expects YARP (AddReverseProxy), ProxyOptions and
-    /// an IClusterRefresher (AddPatroniDiscovery) registered.
+    /// The runtime settings the proxy wants, set as the process starts: each is read once, when the runtime first needs
+    /// it, and the host builder already starts the thread pool (set in AddTcpProxy, the thread-pool goal was never
+    /// applied: 2 minimum workers on 2 cores with the variable set). An operator's own setting wins.
     /// </summary>
-    public static WebApplicationBuilder AddTcpProxy(this WebApplicationBuilder builder)
+    public static void TuneRuntime()
     {
-        // Each is read when the runtime first needs it, which is later than this; an operator's own setting wins.
         var halfTheCores = Math.Max(1, Environment.ProcessorCount / 2).ToString(CultureInfo.InvariantCulture);
         // The TCP ports have their own loops (SocketEventLoop); .NET's socket engine serves the HTTP side: health checks,
         // the admin API and the polls of Patroni. Its continuations never block, so they run on the epoll thread instead
@@ -42,7 +40,16 @@ internal static class TcpHostingExtensions
         // (hill climbing, starvation). pgbench -S -C: 10.2 -> 8.4 context switches and ~6 % less CPU per connection
         // (13 interleaved pairs); P1 and P6 unchanged.
         SetUnlessSet(MinWorkerThreads, halfTheCores);
+    }
 
+    /// <summary>
+    /// The TCP proxy: Kestrel endpoints from the configuration (admin API and one raw TCP endpoint per port, following
+    /// reloads), the connection handler, balancer, session registry, the YARP change listener that closes sessions to
+    /// members no longer eligible, held sessions, and the SIGTERM drain. Expects YARP (AddReverseProxy), ProxyOptions and
+    /// an IClusterRefresher (AddPatroniDiscovery) registered.
+    /// </summary>
+    public static WebApplicationBuilder AddTcpProxy(this WebApplicationBuilder builder)
+    {
         var services = builder.Services;
         services.TryAddSingleton(TimeProvider.System);
         services.AddOptions<TcpProxyOptions>();
