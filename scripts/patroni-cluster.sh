@@ -168,7 +168,8 @@ wait_for() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-patronictl_() { $CLEAN_ENV patronictl -c "$(member_config pg0)" "$@"; }
+# Bounded: with etcd unreachable patronictl retries for ever.
+patronictl_() { $CLEAN_ENV timeout "${patronictl_timeout:-120}" patronictl -c "$(member_config pg0)" "$@"; }
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Reading the cluster's state from Patroni's REST API
@@ -664,7 +665,9 @@ require_cluster() { [[ -f "$(member_config pg0)" ]] || die "no cluster in $CLUST
 
 cmd_status() {
     require_cluster
-    patronictl_ list || true
+    # Left behind by a reboot or a killed run: patronictl would retry the missing etcd for ever.
+    etcd_pid >/dev/null || { echo "cluster is down (etcd is not running; 'up' starts it again)"; return 1; }
+    patronictl_timeout=15 patronictl_ list || true
     query summary
     if query healthy; then
         echo "healthy"
@@ -852,7 +855,7 @@ main() {
     case "$cmd" in
         up) [[ $# -eq 0 ]] || usage; cmd_up ;;
         down) [[ $# -eq 0 ]] || usage; cmd_down ;;
-        status) [[ $# -eq 0 ]] || usage; cmd_status ;;
+        status) [[ $# -eq 0 ]] || usage; cmd_status || exit 1 ;;
         leader) [[ $# -eq 0 ]] || usage; cmd_leader ;;
         port) [[ $# -eq 1 ]] || usage; require_member "$1"; echo "${PG_PORT[$1]}" ;;
         switchover) [[ $# -le 1 ]] || usage; cmd_switchover "${1:-}" ;;
