@@ -51,15 +51,20 @@ internal sealed class PatroniClusterScript
     {
     }
 
-    public PatroniClusterScript(string repoRoot)
+    /// <param name="repoRoot">The checkout whose script to run.</param>
+    /// <param name="clusterDirectory">Another cluster directory than the script's default (PATRONIYARP_CLUSTER_DIR).</param>
+    public PatroniClusterScript(string repoRoot, string? clusterDirectory = null)
     {
         RepoRoot = repoRoot;
+        _clusterDirectory = clusterDirectory;
         ScriptPath = Path.Combine(repoRoot, "scripts", "patroni-cluster.sh");
         if (!File.Exists(ScriptPath))
         {
             throw new FileNotFoundException($"cluster script not found at {ScriptPath}", ScriptPath);
         }
     }
+
+    private readonly string? _clusterDirectory;
 
     public string RepoRoot { get; }
 
@@ -168,6 +173,10 @@ internal sealed class PatroniClusterScript
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (_clusterDirectory is not null)
+        {
+            startInfo.Environment["PATRONIYARP_CLUSTER_DIR"] = _clusterDirectory;
+        }
         startInfo.ArgumentList.Add(ScriptPath);
         foreach (var arg in args)
         {
@@ -213,7 +222,7 @@ internal sealed class PatroniClusterScript
         output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault()
         ?? throw new InvalidOperationException("patroni-cluster.sh printed nothing");
 
-    private static string FindRepoRoot()
+    public static string FindRepoRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {
