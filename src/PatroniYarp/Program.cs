@@ -1,3 +1,4 @@
+using System.Reflection;
 using Microsoft.Extensions.Options;
 using PatroniYarp.Admin;
 using PatroniYarp.Configuration;
@@ -25,7 +26,11 @@ if (cli.ShowHelp)
     return 0;
 }
 
-TcpHostingExtensions.TuneRuntime();
+// Process-wide settings: not for a test host that runs this Program in its own process (WebApplicationFactory).
+if (Assembly.GetEntryAssembly() == typeof(Program).Assembly)
+{
+    TcpHostingExtensions.TuneRuntime();
+}
 ConfigurationHostingExtensions.PollConfigurationFiles();
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [.. cli.HostArgs] });
 try
