@@ -141,8 +141,9 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
         bool wasBusy;
         lock (_lock)
         {
-            wasBusy = IsBusyLocked(endpoint, _time.GetUtcNow());
-            _lastClient[endpoint] = _time.GetUtcNow();
+            var now = _time.GetUtcNow();
+            wasBusy = IsBusyLocked(endpoint, now);
+            _lastClient[endpoint] = now;
         }
         if (!wasBusy)
         {
@@ -168,18 +169,18 @@ internal sealed partial class SpareBackends : IConfigChangeListener, IDisposable
     /// </summary>
     internal void GiveBack(SpareBackend unused, TcpPortEndpoint endpoint, string address, DateTimeOffset opened)
     {
-        unused.Pick.Counter.Decrement();
         var key = new SlotKey(endpoint, unused.Pick.Destination.DestinationId);
         lock (_lock)
         {
             if (!_stopped && _ports.ContainsKey(endpoint) && _slots.TryGetValue(key, out var slot)
                 && unused.Pick.Destination.Model.Config.Address == address && _time.GetUtcNow() - opened < MaxAge)
             {
+                unused.Pick.Counter.Decrement();
                 Keep(slot, new Spare(this, key, address, unused.Socket, opened));
                 return;
             }
         }
-        unused.Socket.Dispose();
+        unused.Discard();
     }
 
     void IConfigChangeListener.ConfigurationLoaded(IReadOnlyList<IProxyConfig> proxyConfigs)
