@@ -58,8 +58,17 @@ internal sealed class WriteLoop : IAsyncDisposable
         return Eventually.UntilAsync(() => Task.FromResult(Attempts >= target), timeout, $"{count} more write attempts through port {_port}");
     }
 
-    /// <summary>The ids in the table on <paramref name="serverPort"/>.</summary>
-    public async Task<HashSet<long>> IdsOnAsync(int serverPort)
+    /// <summary>
+    /// The acknowledged writes missing from the table on <paramref name="serverPort"/> (on the final leader none may be),
+    /// with the server that took each.
+    /// </summary>
+    public async Task<IReadOnlyList<AcknowledgedWrite>> MissingOnAsync(int serverPort)
+    {
+        var ids = await IdsOnAsync(serverPort);
+        return [.. _acknowledged.Where(w => !ids.Contains(w.Id))];
+    }
+
+    private async Task<HashSet<long>> IdsOnAsync(int serverPort)
     {
         await using var connection = await Pg.OpenAsync(serverPort);
         await using var command = new NpgsqlCommand($"select id from {_table}", connection);
